@@ -1,0 +1,87 @@
+# moongrad — build, test, install.
+#   make            build the runtime, runner, Lua module and plugins into $(BUILD)/
+#   make test       build and run every TAP test with prove
+#   make demo       train the Fashion-MNIST MLP (installs its dependencies first)
+#   make bench      benchmarks, side by side with PyTorch when python3-torch is installed
+#   make install PREFIX=/usr/local
+# Several builds can share the tree: `make BUILD=build-asan ...` keeps objects apart.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CC      ?= cc
+OPT     ?= -O2 -g
+PKGS    := lua5.4 openblas libcjson zlib
+VERSION := 0.1.0
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
+OTHER_LIBS := $(filter-out $(LUA_LIBS),$(PKG_LIBS))
+
+CFLAGS   ?=
+CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -fPIC -fvisibility=hidden $(XCFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iruntime -I$(BUILD) $(PKG_CFLAGS) \
+            -DMG_VERSION=\"$(VERSION)\" -DMG_PLUGIN_DIR=\"$(PREFIX)/lib/moongrad/plugins\"
+LDFLAGS  += $(XLDFLAGS)
+LIBS     := $(PKG_LIBS) -lm -ldl -lpthread
+
+# Plugins are built exactly as a third party would build one: the SDK header and nothing else.
+PLUGIN_CFLAGS := -std=c11 -O2 -Wall -Wextra -fPIC -shared -Iinclude $(XCFLAGS)
+
+RT_SRC   := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
+RT_OBJ   := $(RT_SRC:runtime/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/modules_blob.o
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(wildcard plugins/*.c))
+CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%.t,$(wildcard tests/c/*.c))
+MODULES  := $(wildcard modules/*.lua)
+
+all: $(BUILD)/libmoongrad.a $(BUILD)/libmoongrad.so $(BUILD)/moongrad \
+     $(BUILD)/lua/moongrad.so $(PLUGINS)
+
+$(BUILD)/obj/%.o: runtime/%.c $(wildcard runtime/*.h) $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The Lua modules are compiled into the library, so `require("moongrad")` needs no search path.
+$(BUILD)/modules_blob.c: $(MODULES) tools/embed.lua | $(BUILD)/obj
+	lua5.4 tools/embed.lua $@ $(MODULES)
+$(BUILD)/obj/modules_blob.o: $(BUILD)/modules_blob.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmoongrad.a: $(RT_OBJ)
+	rm -f $@; ar rcs $@ $^
+$(BUILD)/libmoongrad.so: $(RT_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libmoongrad.so.0 -o $@ $^ $(LIBS)
+# The runner: a thin main() over the static library.
+$(BUILD)/moongrad: runtime/main.c $(BUILD)/libmoongrad.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmoongrad.a $(LIBS)
+# The module for a stock lua5.4 interpreter (Lua symbols come from the interpreter).
+$(BUILD)/lua/moongrad.so: $(RT_OBJ) | $(BUILD)/lua
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(OTHER_LIBS) -lm -ldl -lpthread
+
+$(BUILD)/plugins/%.so: plugins/%.c include/moongrad_plugin.h | $(BUILD)/plugins
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+
+$(BUILD)/tests/%.t: tests/c/%.c tests/c/tap.h $(BUILD)/libmoongrad.a | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(BUILD)/libmoongrad.a $(LIBS)
+
+$(BUILD)/obj $(BUILD)/lua $(BUILD)/plugins $(BUILD)/tests:
+	mkdir -p $@
+
+# ---- tests -------------------------------------------------------------------
+deps:
+	@sh tools/deps.sh build
+
+test: deps all $(CTESTS)
+	MG_BUILD=$(BUILD) prove --exec tools/run-test $(PROVE_FLAGS) $(CTESTS) tests/lua/*.lua
+
+check-asan:
+	$(MAKE) BUILD=build-asan XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	        XLDFLAGS="-fsanitize=address,undefined" OPT="-O1 -g" test
+
+demo: deps all
+	@sh tools/deps.sh data
+	$(BUILD)/moongrad scripts/fashion_mnist.lua
+
+clean:
+	rm -rf build build-*
+
+.PHONY: all deps test check-asan demo clean

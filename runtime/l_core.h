@@ -1,0 +1,56 @@
+/*
+** l_core.h — helpers shared by the Lua bindings (l_*.c). This is the only layer
+** that raises Lua errors: core failures become luaL_error at the boundary.
+** Lua conventions: dims and indices are 1-based, negative dims count from the
+** end; every error message starts with the operation's Lua name.
+*/
+#ifndef L_CORE_H
+#define L_CORE_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "mg_core.h"
+
+#define MGL_TENSOR "moongrad.Tensor"
+
+typedef struct { mg_tensor *t; } mgl_box;   /* the full userdata behind a Lua tensor */
+
+/* the runtime of this Lua state */
+mg_rt *mgl_rt(lua_State *L);
+/* argument idx as a tensor, or an error "op: argument #idx: expected a tensor, got <type>" */
+mg_tensor *mgl_check(lua_State *L, int idx, const char *op);
+mg_tensor *mgl_test(lua_State *L, int idx);          /* NULL if not a (live) tensor */
+/* a tensor, or a number made into a 0-dim tensor of dtype dt (caller releases *tmp) */
+mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_tensor **tmp);
+/* push t, taking its reference; t == NULL raises the runtime's error */
+int mgl_push(lua_State *L, mg_tensor *t);
+/* raise the runtime's current error as a Lua error */
+int mgl_error(lua_State *L);
+/* a Lua dim argument (1-based, negative from the end) as a 0-based dim of a
+** tensor with ndim dims; error naming op when out of range */
+int mgl_dim(lua_State *L, int idx, int ndim, const char *op);
+int mgl_optdim(lua_State *L, int idx, int ndim, const char *op, int def); /* def if none/nil */
+/* a shape given as varargs from idx (numbers) or as one table at idx; returns ndim.
+** Stops at the first non-number (an options table may follow). */
+int mgl_shape(lua_State *L, int idx, int64_t *shape, const char *op, int *next);
+/* read an options table field: if absent (or opts not a table) returns def */
+double mgl_optnum(lua_State *L, int opts, const char *key, double def, const char *op);
+bool mgl_optbool(lua_State *L, int opts, const char *key, bool def, const char *op);
+mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op);
+/* reject option names not in the NULL-terminated list (error lists the accepted names) */
+void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op);
+
+/* register functions into the `mg` table and methods into the tensor method table.
+** Call from an mgl_open_* function; either list may be NULL. */
+void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods);
+
+/* binding files: each registers its own functions, called in luaopen_moongrad */
+void mgl_open_tensor(lua_State *L);   /* l_tensor.c: creation, inspection, views, metamethods */
+void mgl_open_math(lua_State *L);     /* l_math.c: elementwise, reductions, linalg */
+void mgl_open_nnf(lua_State *L);      /* l_nnf.c: conv, pooling, norms, softmax, index ops */
+void mgl_open_autograd(lua_State *L); /* l_autograd.c: backward, no_grad, Function, gradcheck */
+void mgl_open_plugin(lua_State *L);   /* l_plugin.c: mg.optim, mg.loss, mg.load_plugin, mg.plugins */
+void mgl_open_io(lua_State *L);       /* l_io.c: mg.save, mg.load, data readers */
+void mgl_open_sys(lua_State *L);      /* l_sys.c: clock, threads, seeds, misc */
+
+#endif
