@@ -85,3 +85,19 @@ clean:
 	rm -rf build build-*
 
 .PHONY: all deps test check-asan demo clean
+
+# ---- fuzzing the file readers with libFuzzer (tests/fuzz/); needs clang -------
+# Seeds and regression inputs: tests/fuzz/corpus/<target>/ (replayed by tests/c/io_fuzz_replay.c).
+FUZZ_TIME ?= 60
+FUZZ_CC   ?= clang
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for t in safetensors idx csv; do \
+	  $(FUZZ_CC) -std=c11 -g -O1 -D_GNU_SOURCE -Iruntime $$(pkg-config --cflags libcjson zlib) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $(BUILD)/fuzz/fuzz_$$t \
+	    tests/fuzz/fuzz_$$t.c runtime/mg_safetensors.c runtime/mg_data.c $$(pkg-config --libs libcjson zlib); \
+	  mkdir -p $(BUILD)/fuzz/$$t; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -max_len=8192 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/$$t tests/fuzz/corpus/$$t; \
+	done
+.PHONY: fuzz

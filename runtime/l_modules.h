@@ -1,4 +1,4 @@
-/* The Lua modules of modules/*.lua, compiled into the library by tools/embed.lua. */
+/* The Lua modules of modules/NAME.lua, compiled into the library by tools/embed.lua. */
 #ifndef L_MODULES_H
 #define L_MODULES_H
 #include <stddef.h>

@@ -1,0 +1,290 @@
+/*
+** l_moongrad.c — luaopen_moongrad and the helpers every binding file uses:
+** argument checking, dims, shapes, options, registration, GC accounting.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "l_core.h"
+#include "l_modules.h"
+
+static const char RT_KEY = 'r';      /* registry: light userdata -> runtime box */
+static const char METHODS_KEY = 'm'; /* registry: tensor method table */
+static const char MG_KEY = 'g';      /* registry: the mg table */
+
+/* ---- runtime ownership --------------------------------------------------- */
+
+typedef struct { mg_rt *rt; bool owned; } rtbox;
+
+static int rtbox_gc(lua_State *L) {
+  rtbox *b = lua_touserdata(L, 1);
+  if (b->owned && b->rt) mg_rt_free(b->rt);
+  b->rt = NULL;
+  return 0;
+}
+
+mg_rt *mgl_rt(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
+  rtbox *b = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!b || !b->rt) luaL_error(L, "moongrad: runtime is closed");
+  return b->rt;
+}
+
+/* Lua runs a full collection when tensor memory allocated since the last one
+** passes a threshold that grows with live tensor memory. */
+static void on_pressure(mg_rt *rt, void *ud) {
+  lua_State *L = ud;
+  lua_gc(L, LUA_GCCOLLECT);
+  rt->since_gc = 0;
+}
+
+static void maybe_collect(lua_State *L, mg_rt *rt) {
+  size_t threshold = rt->live_bytes / 2;
+  if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+  if (rt->since_gc > threshold) {
+    rt->since_gc = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+  }
+}
+
+/* ---- tensors on the Lua stack ---------------------------------------------- */
+
+mg_tensor *mgl_test(lua_State *L, int idx) {
+  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  return b ? b->t : NULL;
+}
+
+mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
+  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor, got %s", op, idx, luaL_typename(L, idx));
+  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  return b->t;
+}
+
+mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_tensor **tmp) {
+  *tmp = NULL;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    *tmp = mg_scalar(mgl_rt(L), dt, lua_tonumber(L, idx));
+    if (!*tmp) mgl_error(L);
+    return *tmp;
+  }
+  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, idx, luaL_typename(L, idx));
+  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  return b->t;
+}
+
+int mgl_error(lua_State *L) {
+  return luaL_error(L, "%s", mg_errmsg(mgl_rt(L)));
+}
+
+int mgl_push(lua_State *L, mg_tensor *t) {
+  if (!t) return mgl_error(L);
+  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = t;
+  luaL_setmetatable(L, MGL_TENSOR);
+  maybe_collect(L, t->rt);
+  return 1;
+}
+
+/* ---- arguments -------------------------------------------------------------- */
+
+int mgl_dim(lua_State *L, int idx, int ndim, const char *op) {
+  if (!lua_isinteger(L, idx)) {
+    if (lua_type(L, idx) == LUA_TNUMBER) luaL_error(L, "%s: dim must be an integer, got %s", op, lua_tostring(L, idx));
+    luaL_error(L, "%s: argument #%d: expected a dim (integer), got %s", op, idx, luaL_typename(L, idx));
+  }
+  lua_Integer d = lua_tointeger(L, idx);
+  int n = ndim ? ndim : 1;
+  if (d == 0 || d > n || d < -n)
+    luaL_error(L, "%s: dim %d out of range for a tensor with %d dims (expected 1..%d or -%d..-1)", op,
+               (int)d, ndim, n, n);
+  return d > 0 ? (int)d - 1 : (int)(n + d);
+}
+
+int mgl_optdim(lua_State *L, int idx, int ndim, const char *op, int def) {
+  return lua_isnoneornil(L, idx) ? def : mgl_dim(L, idx, ndim, op);
+}
+
+static int64_t shape_item(lua_State *L, int idx, const char *op, int k) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint) luaL_error(L, "%s: size #%d must be an integer, got %s", op, k, lua_type(L, idx) == LUA_TNUMBER ?
+                         lua_tostring(L, idx) : luaL_typename(L, idx));
+  if (v < -1) luaL_error(L, "%s: size #%d is negative (%d)", op, k, (int)v);
+  return (int64_t)v;
+}
+
+int mgl_shape(lua_State *L, int idx, int64_t *shape, const char *op, int *next) {
+  int nd = 0;
+  if (lua_istable(L, idx) && !luaL_testudata(L, idx, MGL_TENSOR) && lua_rawlen(L, idx) > 0) {
+    int n = (int)lua_rawlen(L, idx);
+    if (n > MG_MAX_DIMS) luaL_error(L, "%s: %d dims given (at most %d)", op, n, MG_MAX_DIMS);
+    for (int k = 1; k <= n; k++) {
+      lua_rawgeti(L, idx, k);
+      shape[nd++] = shape_item(L, -1, op, k);
+      lua_pop(L, 1);
+    }
+    if (next) *next = idx + 1;
+    return nd;
+  }
+  if (lua_istable(L, idx) && lua_rawlen(L, idx) == 0 && !lua_getmetatable(L, idx)) {
+    /* {} alone: an options table, not a shape; a 0-dim shape */
+    if (next) *next = idx;
+    return 0;
+  }
+  while (lua_type(L, idx) == LUA_TNUMBER) {
+    if (nd >= MG_MAX_DIMS) luaL_error(L, "%s: more than %d dims given", op, MG_MAX_DIMS);
+    shape[nd] = shape_item(L, idx, op, nd + 1);
+    nd++;
+    idx++;
+  }
+  if (next) *next = idx;
+  return nd;
+}
+
+double mgl_optnum(lua_State *L, int opts, const char *key, double def, const char *op) {
+  if (!lua_istable(L, opts)) return def;
+  lua_getfield(L, opts, key);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", op, key, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+bool mgl_optbool(lua_State *L, int opts, const char *key, bool def, const char *op) {
+  if (!lua_istable(L, opts)) return def;
+  lua_getfield(L, opts, key);
+  bool v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isboolean(L, -1)) luaL_error(L, "%s: option '%s' must be a boolean, got %s", op, key, luaL_typename(L, -1));
+    v = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op) {
+  if (!lua_istable(L, opts)) return def;
+  lua_getfield(L, opts, "dtype");
+  mg_dtype dt = def;
+  if (!lua_isnil(L, -1)) {
+    const char *s = lua_tostring(L, -1);
+    if (s && (!strcmp(s, "float32") || !strcmp(s, "float"))) dt = MG_F32;
+    else if (s && (!strcmp(s, "float64") || !strcmp(s, "double"))) dt = MG_F64;
+    else luaL_error(L, "%s: unknown dtype '%s' (expected \"float32\" or \"float64\")", op, s ? s : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return dt;
+}
+
+void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op) {
+  if (lua_isnoneornil(L, opts)) return;
+  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", op, luaL_typename(L, opts));
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    lua_pop(L, 1);
+    bool ok = false;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; names[i]; i++) if (!strcmp(names[i], lua_tostring(L, -1))) ok = true;
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; names[i]; i++) { if (i) luaL_addstring(&b, ", "); luaL_addstring(&b, names[i]); }
+      luaL_pushresult(&b);
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+      luaL_error(L, "%s: unknown option '%s' (accepted: %s)", op, key, lua_tostring(L, -1));
+    }
+  }
+}
+
+/* ---- registration ------------------------------------------------------------- */
+
+void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
+  if (mgfuncs) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
+    luaL_setfuncs(L, mgfuncs, 0);
+    lua_pop(L, 1);
+  }
+  if (methods) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 1);
+  }
+}
+
+/* registry helpers for l_tensor.c */
+void mgl_push_methods(lua_State *L);
+void mgl_push_methods(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY); }
+
+/* Load the embedded Lua modules (modules/NAME.lua): each chunk gets mg; a returned
+** value becomes mg[name]. Order: as listed here, then the rest. */
+static void load_module(lua_State *L, int mg, int i) {
+  char chunk[256];
+  snprintf(chunk, sizeof chunk, "@%s", mgl_modules[i].path);
+  if (luaL_loadbufferx(L, mgl_modules[i].src, mgl_modules[i].len, chunk, "t") != LUA_OK) lua_error(L);
+  lua_pushvalue(L, mg);
+  lua_call(L, 1, 1);
+  if (!lua_isnil(L, -1)) lua_setfield(L, mg, mgl_modules[i].name);
+  else lua_pop(L, 1);
+}
+
+static void load_modules(lua_State *L, int mg) {
+  static const char *const order[] = {"test", "util", "data", "nn", "optim", NULL};
+  char done[256] = {0};
+  for (int k = 0; order[k]; k++)
+    for (int i = 0; mgl_modules[i].name && i < 256; i++)
+      if (!strcmp(order[k], mgl_modules[i].name)) { load_module(L, mg, i); done[i] = 1; }
+  for (int i = 0; mgl_modules[i].name && i < 256; i++)
+    if (!done[i]) load_module(L, mg, i);
+}
+
+int mgl_open_with(lua_State *L, mg_rt *rt, bool owned);
+int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
+  if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
+  lua_pop(L, 1);
+  rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->rt = rt;
+  b->owned = owned;
+  lua_newtable(L);
+  lua_pushcfunction(L, rtbox_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &RT_KEY);
+  rt->pressure = on_pressure;
+  rt->pressure_ud = L;
+
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+  lua_newtable(L);
+  int mg = lua_gettop(L);
+  lua_pushvalue(L, mg);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &MG_KEY);
+  lua_pushliteral(L, MG_VERSION);
+  lua_setfield(L, mg, "version");
+
+  mgl_open_tensor(L);
+  mgl_open_math(L);
+  mgl_open_nnf(L);
+  mgl_open_autograd(L);
+  mgl_open_sys(L);
+  mgl_open_plugin(L);
+  mgl_open_io(L);
+  load_modules(L, mg);
+  return 1;
+}
+
+__attribute__((visibility("default"))) int luaopen_moongrad(lua_State *L);
+int luaopen_moongrad(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  mg_rt *rt = mg_rt_new();
+  if (!rt) return luaL_error(L, "moongrad: cannot create a runtime (out of memory)");
+  return mgl_open_with(L, rt, true);
+}

@@ -1,0 +1,297 @@
+/*
+** mg_autograd.c — the reverse-mode engine. Each op output that needs a
+** gradient owns a node; a node holds edges to its inputs' nodes (or to leaf
+** tensors, whose .grad it accumulates into), the tensors its backward needs,
+** and a little context. backward() orders the reachable nodes topologically
+** (iteratively: an RNN graph can be deep), runs each node's backward once its
+** gradient is complete, and frees saved tensors as it goes unless asked to
+** retain the graph.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mg_core.h"
+
+bool mg_any_requires_grad(mg_rt *rt, int nin, mg_tensor *const *in) {
+  if (!rt->grad_enabled) return false;
+  for (int k = 0; k < nin; k++)
+    if (in[k] && in[k]->requires_grad) return true;
+  return false;
+}
+
+mg_node *mg_record(mg_tensor *out, const char *op, mg_backward_fn bw, int nin, mg_tensor *const *in) {
+  if (!mg_any_requires_grad(out->rt, nin, in)) return NULL;
+  mg_node *n = mg_xcalloc(1, sizeof *n + (size_t)nin * sizeof(mg_edge));
+  n->rt = out->rt;
+  n->op = op;
+  n->backward = bw;
+  n->refcount = 1;  /* held by out */
+  n->nin = nin;
+  for (int k = 0; k < nin; k++) {
+    mg_tensor *x = in[k];
+    mg_edge *e = &n->in[k];
+    if (!x) continue;
+    e->dtype = x->dtype;
+    e->ndim = x->ndim;
+    memcpy(e->shape, x->shape, sizeof e->shape);
+    if (!x->requires_grad) continue;
+    if (x->grad_fn) { e->node = x->grad_fn; e->node->refcount++; }
+    else e->leaf = mg_retain(x);
+  }
+  if (out->grad_fn) mg_node_release(out->grad_fn);
+  out->grad_fn = n;
+  out->requires_grad = true;
+  return n;
+}
+
+mg_tensor *mg_view_header(mg_tensor *src);
+
+void mg_save(mg_node *n, mg_tensor *t) {
+  if (n->nsaved >= MG_MAX_SAVED) abort();  /* a kernel bug, not user input */
+  mg_tensor *s;
+  if (t->grad_fn == n) {  /* the node's own output: alias without history */
+    s = mg_view_header(t);
+    s->ndim = t->ndim;
+    s->numel = t->numel;
+    memcpy(s->shape, t->shape, sizeof s->shape);
+    memcpy(s->stride, t->stride, sizeof s->stride);
+  } else s = mg_retain(t);
+  n->saved_version[n->nsaved] = t->st->version;
+  n->saved[n->nsaved++] = s;
+}
+
+mg_tensor *mg_saved(mg_node *n, int k) {
+  mg_tensor *t = n->saved[k];
+  if (!t) {
+    mg_seterr(n->rt, "backward: trying to backward through the graph of '%s' a second time "
+              "(its saved tensors were freed; pass retain_graph = true to the first backward)", n->op);
+    return NULL;
+  }
+  if (t->st->version != n->saved_version[k]) {
+    char b[128];
+    mg_seterr(n->rt, "backward: a tensor of shape %s saved by '%s' was modified by an in-place "
+              "operation (version %u, now %u)", mg_shape_str(t, b, sizeof b), n->op,
+              n->saved_version[k], t->st->version);
+    return NULL;
+  }
+  return t;
+}
+
+static void free_saved(mg_node *n) {
+  for (int k = 0; k < n->nsaved; k++) { mg_release(n->saved[k]); n->saved[k] = NULL; }
+  if (n->ctx_free) n->ctx_free(n);
+  n->ctx_free = NULL;
+  n->ctx = NULL;
+  n->released = true;
+}
+
+/* Release a node; iteratively, so a long chain does not overflow the C stack. */
+void mg_node_release(mg_node *n) {
+  mg_node **stack = NULL;
+  size_t sp = 0, cap = 0;
+  while (n || sp) {
+    if (!n) n = stack[--sp];
+    if (--n->refcount > 0) { n = NULL; continue; }
+    free_saved(n);
+    mg_release(n->gacc);
+    for (int k = 0; k < n->nin; k++) {
+      mg_release(n->in[k].leaf);
+      if (n->in[k].node) {
+        if (sp == cap) { cap = cap ? 2 * cap : 64; stack = realloc(stack, cap * sizeof *stack); if (!stack) abort(); }
+        stack[sp++] = n->in[k].node;
+      }
+    }
+    free(n);
+    n = NULL;
+  }
+  free(stack);
+}
+
+/* ---- gradient accumulation ---------------------------------------------------- */
+
+mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
+
+/* acc += g (same shape), both contiguous; acc is owned by the engine or a leaf */
+static void add_into(mg_tensor *acc, mg_tensor *g) {
+  int64_t n = acc->numel;
+  if (acc->dtype == MG_F32 && g->dtype == MG_F32) {
+    float *y = mg_f32(acc); const float *x = mg_f32(g);
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  } else if (acc->dtype == MG_F64 && g->dtype == MG_F64) {
+    double *y = mg_f64(acc); const double *x = mg_f64(g);
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      double v = mg_get_flat(g, i);
+      if (acc->dtype == MG_F32) mg_f32(acc)[i] += (float)v; else mg_f64(acc)[i] += v;
+    }
+  }
+}
+
+/* the gradient made contiguous, in dtype dt, owned by the caller (maybe g itself) */
+static mg_tensor *own_grad(mg_tensor *g, mg_dtype dt) {
+  if (g->dtype == dt && mg_is_contiguous(g) && g->refcount == 1 && !g->grad_fn) return mg_retain(g);
+  return mg_copy_as(g, dt);
+}
+
+int mg_accumulate_grad(mg_tensor *leaf, mg_tensor *g) {
+  if (!leaf->grad) {
+    leaf->grad = own_grad(g, leaf->dtype);
+    return leaf->grad ? 0 : -1;
+  }
+  if (mg_is_contiguous(leaf->grad) && mg_is_contiguous(g)) add_into(leaf->grad, g);
+  else {
+    mg_tensor *c = mg_copy_as(g, leaf->dtype);
+    if (!c) return -1;
+    mg_tensor *lg = mg_copy_as(leaf->grad, leaf->dtype);
+    if (!lg) { mg_release(c); return -1; }
+    add_into(lg, c);
+    mg_release(c);
+    mg_release(leaf->grad);
+    leaf->grad = lg;
+  }
+  mg_bump_version(leaf->grad);
+  return 0;
+}
+
+static int accumulate_node(mg_node *n, mg_tensor *g) {
+  if (!n->gacc) { n->gacc = own_grad(g, g->dtype); return n->gacc ? 0 : -1; }
+  if (!mg_is_contiguous(n->gacc)) {
+    mg_tensor *c = mg_copy_as(n->gacc, n->gacc->dtype);
+    if (!c) return -1;
+    mg_release(n->gacc);
+    n->gacc = c;
+  }
+  if (mg_is_contiguous(g)) add_into(n->gacc, g);
+  else {
+    mg_tensor *c = mg_copy_as(g, g->dtype);
+    if (!c) return -1;
+    add_into(n->gacc, c);
+    mg_release(c);
+  }
+  return 0;
+}
+
+/* ---- the backward pass ----------------------------------------------------------- */
+
+typedef struct { mg_node **v; size_t n, cap; } nodevec;
+static void push(nodevec *s, mg_node *n) {
+  if (s->n == s->cap) { s->cap = s->cap ? 2 * s->cap : 64; s->v = realloc(s->v, s->cap * sizeof *s->v); if (!s->v) abort(); }
+  s->v[s->n++] = n;
+}
+
+static int check_finite(mg_node *n, mg_tensor *g, int k) {
+  for (int64_t i = 0; i < g->numel; i++) {
+    double v = mg_get_flat(g, i);
+    if (!isfinite(v))
+      return mg_seterr(n->rt, "anomaly: backward of '%s' produced %s in the gradient of its input %d",
+                       n->op, isnan(v) ? "NaN" : "Inf", k + 1);
+  }
+  return 0;
+}
+
+int mg_backward(mg_tensor *root, mg_tensor *grad, bool retain_graph) {
+  mg_rt *rt = root->rt;
+  if (!root->requires_grad)
+    return mg_seterr(rt, "backward: the tensor does not require grad and has no grad_fn");
+  mg_tensor *g0;
+  if (grad) {
+    if (!mg_same_shape(grad, root)) {
+      char s1[128], s2[128];
+      return mg_seterr(rt, "backward: gradient of shape %s does not match the tensor's shape %s",
+                       mg_shape_str(grad, s1, sizeof s1), mg_shape_str(root, s2, sizeof s2));
+    }
+    g0 = mg_retain(grad);
+  } else {
+    if (root->numel != 1) {
+      char s[128];
+      return mg_seterr(rt, "backward: grad can be implicitly created only for one-element outputs "
+                       "(this tensor has shape %s); pass a gradient tensor", mg_shape_str(root, s, sizeof s));
+    }
+    g0 = mg_full(rt, root->dtype, root->ndim, root->shape, 1.0);
+    if (!g0) return -1;
+  }
+  if (!root->grad_fn) {  /* a leaf: its gradient is the seed */
+    int r = mg_accumulate_grad(root, g0);
+    mg_release(g0);
+    return r;
+  }
+  /* count, for each reachable node, how many edges lead into it */
+  nodevec all = {0}, stack = {0}, ready = {0};
+  push(&stack, root->grad_fn);
+  root->grad_fn->deps = 0;
+  push(&all, root->grad_fn);
+  while (stack.n) {
+    mg_node *n = stack.v[--stack.n];
+    for (int k = 0; k < n->nin; k++) {
+      mg_node *m = n->in[k].node;
+      if (!m) continue;
+      if (m->deps++ == 0) {  /* first visit */
+        push(&stack, m);
+        push(&all, m);
+      }
+    }
+  }
+  bool prev = rt->grad_enabled;
+  rt->grad_enabled = false;
+  rt->backward_depth++;
+  int status = 0;
+  mg_node *rn = root->grad_fn;
+  rn->gacc = g0;
+  push(&ready, rn);
+  while (ready.n && status == 0) {
+    mg_node *n = ready.v[--ready.n];
+    mg_tensor *g = n->gacc;
+    n->gacc = NULL;
+    mg_tensor *gin[n->nin ? n->nin : 1];
+    memset(gin, 0, sizeof gin);
+    if (!g) ;  /* no gradient reached this node: nothing flows through it */
+    else if (n->released && n->nsaved)
+      status = mg_seterr(rt, "backward: trying to backward through the graph of '%s' a second time "
+                         "(its saved tensors were freed; pass retain_graph = true to the first backward)", n->op);
+    else status = n->backward(n, g, gin);
+    mg_release(g);
+    for (int k = 0; k < n->nin && status == 0; k++) {
+      mg_edge *e = &n->in[k];
+      if (!e->node && !e->leaf) continue;
+      if (!gin[k]) continue;  /* no gradient flows to this input */
+      if (gin[k]->ndim != e->ndim || memcmp(gin[k]->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim)) {
+        char s1[128], s2[128];
+        status = mg_seterr(rt, "backward: '%s' produced a gradient of shape %s for an input of shape %s (internal error)",
+                           n->op, mg_shape_str(gin[k], s1, sizeof s1), mg_dims_str(e->ndim, e->shape, s2, sizeof s2));
+        break;
+      }
+      if (rt->anomaly && check_finite(n, gin[k], k)) { status = -1; break; }
+      if (e->leaf) status = mg_accumulate_grad(e->leaf, gin[k]);
+      else status = accumulate_node(e->node, gin[k]);
+    }
+    for (int k = 0; k < n->nin; k++) mg_release(gin[k]);
+    if (status) break;
+    if (!retain_graph) free_saved(n);
+    /* inputs whose every consumer has run are ready */
+    for (int k = 0; k < n->nin; k++) {
+      mg_node *m = n->in[k].node;
+      if (m && --m->deps == 0) push(&ready, m);
+    }
+  }
+  /* on error, or for nodes never reached, clear scratch */
+  for (size_t i = 0; i < all.n; i++) {
+    all.v[i]->deps = 0;
+    if (all.v[i]->gacc) { mg_release(all.v[i]->gacc); all.v[i]->gacc = NULL; }
+  }
+  rt->backward_depth--;
+  rt->grad_enabled = prev;
+  free(all.v); free(stack.v); free(ready.v);
+  return status;
+}
+
+int mg_check_inplace(const char *op, mg_tensor *t, mg_tensor *other) {
+  if (!t->rt->grad_enabled) return 0;
+  if (t->requires_grad)
+    return mg_seterr(t->rt, "%s: in-place operation on a tensor that requires grad "
+                     "(use the out-of-place form, or run it inside mg.no_grad)", op);
+  if (other && other->requires_grad)
+    return mg_seterr(t->rt, "%s: in-place operations are not recorded for autodiff, but the "
+                     "argument requires grad (use the out-of-place form, or detach it)", op);
+  return 0;
+}

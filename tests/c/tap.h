@@ -1,0 +1,63 @@
+/*
+** tap.h — a minimal TAP producer for C tests.
+**   plan(n) or done_testing() at the end;
+**   ok(cond, fmt, ...), is_num(got, want, tol, name), is_str(got, want, name), diag(fmt, ...).
+** Exit status is the number of failures (capped at 254), as prove expects.
+*/
+#ifndef TAP_H
+#define TAP_H
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int tap_n, tap_fail;
+
+static void diag(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("# ", stdout);
+  vprintf(fmt, ap);
+  fputc('\n', stdout);
+  va_end(ap);
+}
+
+static int ok(int cond, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);
+  vprintf(fmt, ap);
+  putchar('\n');
+  va_end(ap);
+  if (!cond) tap_fail++;
+  fflush(stdout);
+  return cond;
+}
+
+static int is_num(double got, double want, double tol, const char *name) {
+  int c = fabs(got - want) <= tol || (isnan(got) && isnan(want));
+  ok(c, "%s", name);
+  if (!c) diag("  got %.10g, want %.10g (tol %g)", got, want, tol);
+  return c;
+}
+
+static int is_str(const char *got, const char *want, const char *name) {
+  int c = got && want && !strcmp(got, want);
+  ok(c, "%s", name);
+  if (!c) diag("  got '%s', want '%s'", got ? got : "(null)", want ? want : "(null)");
+  return c;
+}
+
+/* substring match, for error messages */
+static int like(const char *got, const char *part, const char *name) {
+  int c = got && strstr(got, part) != NULL;
+  ok(c, "%s", name);
+  if (!c) diag("  '%s' does not contain '%s'", got ? got : "(null)", part);
+  return c;
+}
+
+static int done_testing(void) {
+  printf("1..%d\n", tap_n);
+  return tap_fail > 254 ? 254 : tap_fail;
+}
+#endif
