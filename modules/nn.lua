@@ -675,7 +675,7 @@ local function bn_init(self, who, n, opts)
     self:register_buffer("running_mean", mg.zeros({ n }, { dtype = dt }))
     self:register_buffer("running_var", mg.ones({ n }, { dtype = dt }))
     -- a count kept in float64 (exact to 2^53) and left alone by :to()
-    self:register_buffer("num_batches_tracked", mg.zeros({}, { dtype = "float64" }))
+    self:register_buffer("num_batches_tracked", mg.tensor(0, { dtype = "float64" }))
     rawget(self, "__mg").keep = { num_batches_tracked = true }
   end
 end
