@@ -26,6 +26,8 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
 int mgl_push(lua_State *L, mg_tensor *t);
 /* raise the runtime's current error as a Lua error */
 int mgl_error(lua_State *L);
+/* luaL_error with C's printf formats (%g, %lld, ...): lua_pushfstring knows only a few */
+int mgl_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* a Lua dim argument (1-based, negative from the end) as a 0-based dim of a
 ** tensor with ndim dims; error naming op when out of range */
 int mgl_dim(lua_State *L, int idx, int ndim, const char *op);
@@ -40,6 +42,9 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op);
 /* reject option names not in the NULL-terminated list (error lists the accepted names) */
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op);
 
+/* luaL_setfuncs into the table on top, giving each function the runtime as
+** upvalue 1 (fast mgl_rt / tensor checks); use it for metatables too */
+void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs);
 /* register functions into the `mg` table and methods into the tensor method table.
 ** Call from an mgl_open_* function; either list may be NULL. */
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods);

@@ -81,7 +81,7 @@ static void clamp_bounds(lua_State *L, const char *op, double *lo, double *hi) {
   *lo = lua_isnoneornil(L, 2) ? NAN : luaL_checknumber(L, 2);
   *hi = lua_isnoneornil(L, 3) ? NAN : luaL_checknumber(L, 3);
   if (isnan(*lo) && isnan(*hi)) luaL_error(L, "%s: at least one of lo and hi must be given", op);
-  if (!isnan(*lo) && !isnan(*hi) && *lo > *hi) luaL_error(L, "%s: lo (%g) is greater than hi (%g)", op, *lo, *hi);
+  if (!isnan(*lo) && !isnan(*hi) && *lo > *hi) mgl_errorf(L, "%s: lo (%g) is greater than hi (%g)", op, *lo, *hi);
 }
 
 static int m_clamp(lua_State *L) {

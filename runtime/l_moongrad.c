@@ -3,6 +3,7 @@
 ** argument checking, dims, shapes, options, registration, GC accounting.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "l_core.h"
@@ -14,7 +15,11 @@ static const char MG_KEY = 'g';      /* registry: the mg table */
 
 /* ---- runtime ownership --------------------------------------------------- */
 
-typedef struct { mg_rt *rt; bool owned; } rtbox;
+/* One per Lua state: its runtime and the tensor metatable's identity. Every
+** C function the bindings register gets it as upvalue 1 (found without a
+** registry lookup); functions registered elsewhere fall back to the registry. */
+#define RTBOX_MAGIC 0x6d67727462ull  /* "mgrtb" */
+typedef struct { uint64_t magic; mg_rt *rt; bool owned; const void *tensor_mt; } rtbox;
 
 static int rtbox_gc(lua_State *L) {
   rtbox *b = lua_touserdata(L, 1);
@@ -23,11 +28,19 @@ static int rtbox_gc(lua_State *L) {
   return 0;
 }
 
-mg_rt *mgl_rt(lua_State *L) {
+static rtbox *get_box(lua_State *L) {
+  rtbox *b = lua_touserdata(L, lua_upvalueindex(1));
+  if (b && b->magic == RTBOX_MAGIC) return b;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  rtbox *b = lua_touserdata(L, -1);
+  b = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (!b || !b->rt) luaL_error(L, "moongrad: runtime is closed");
+  if (!b) luaL_error(L, "moongrad: not initialised in this Lua state");
+  return b;
+}
+
+mg_rt *mgl_rt(lua_State *L) {
+  rtbox *b = get_box(L);
+  if (!b->rt) luaL_error(L, "moongrad: runtime is closed");
   return b->rt;
 }
 
@@ -50,13 +63,21 @@ static void maybe_collect(lua_State *L, mg_rt *rt) {
 
 /* ---- tensors on the Lua stack ---------------------------------------------- */
 
+static mgl_box *test_box(lua_State *L, int idx) {
+  mgl_box *b = lua_touserdata(L, idx);
+  if (!b || !lua_getmetatable(L, idx)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == get_box(L)->tensor_mt ? b : NULL;
+}
+
 mg_tensor *mgl_test(lua_State *L, int idx) {
-  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  mgl_box *b = test_box(L, idx);
   return b ? b->t : NULL;
 }
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
-  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  mgl_box *b = test_box(L, idx);
   if (!b) luaL_error(L, "%s: argument #%d: expected a tensor, got %s", op, idx, luaL_typename(L, idx));
   if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
   return b->t;
@@ -69,7 +90,7 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     if (!*tmp) mgl_error(L);
     return *tmp;
   }
-  mgl_box *b = luaL_testudata(L, idx, MGL_TENSOR);
+  mgl_box *b = test_box(L, idx);
   if (!b) luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, idx, luaL_typename(L, idx));
   if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
   return b->t;
@@ -77,6 +98,18 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
 
 int mgl_error(lua_State *L) {
   return luaL_error(L, "%s", mg_errmsg(mgl_rt(L)));
+}
+
+int mgl_errorf(lua_State *L, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  luaL_where(L, 1);
+  lua_pushstring(L, buf);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 int mgl_push(lua_State *L, mg_tensor *t) {
@@ -118,7 +151,7 @@ static int64_t shape_item(lua_State *L, int idx, const char *op, int k) {
 
 int mgl_shape(lua_State *L, int idx, int64_t *shape, const char *op, int *next) {
   int nd = 0;
-  if (lua_istable(L, idx) && !luaL_testudata(L, idx, MGL_TENSOR) && lua_rawlen(L, idx) > 0) {
+  if (lua_istable(L, idx) && lua_rawlen(L, idx) > 0) {
     int n = (int)lua_rawlen(L, idx);
     if (n > MG_MAX_DIMS) luaL_error(L, "%s: %d dims given (at most %d)", op, n, MG_MAX_DIMS);
     for (int k = 1; k <= n; k++) {
@@ -204,15 +237,20 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
 
 /* ---- registration ------------------------------------------------------------- */
 
+void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
+  luaL_setfuncs(L, funcs, 1);
+}
+
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
   if (mgfuncs) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
-    luaL_setfuncs(L, mgfuncs, 0);
+    mgl_setfuncs(L, mgfuncs);
     lua_pop(L, 1);
   }
   if (methods) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
-    luaL_setfuncs(L, methods, 0);
+    mgl_setfuncs(L, methods);
     lua_pop(L, 1);
   }
 }
@@ -249,8 +287,10 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
   lua_pop(L, 1);
   rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->magic = RTBOX_MAGIC;
   b->rt = rt;
   b->owned = owned;
+  b->tensor_mt = NULL;
   lua_newtable(L);
   lua_pushcfunction(L, rtbox_gc);
   lua_setfield(L, -2, "__gc");
@@ -269,6 +309,9 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_setfield(L, mg, "version");
 
   mgl_open_tensor(L);
+  luaL_getmetatable(L, MGL_TENSOR);
+  b->tensor_mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
   mgl_open_math(L);
   mgl_open_nnf(L);
   mgl_open_autograd(L);

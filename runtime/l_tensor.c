@@ -119,10 +119,10 @@ static int l_range(lua_State *L) {
   double step = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumber(L, 3) : 1;
   int opts = lua_type(L, 3) == LUA_TNUMBER ? 4 : 3;
   mgl_checkopts(L, opts, create_opts, "range");
-  if (step == 0 || isnan(step)) return luaL_error(L, "range: step must be nonzero, got %g", step);
+  if (step == 0 || isnan(step)) return mgl_errorf(L, "range: step must be nonzero, got %g", step);
   double cnt = floor((b - a) / step + 1e-9) + 1;
   if (cnt < 0) cnt = 0;
-  if (cnt > 1e12) return luaL_error(L, "range: %g elements is too many", cnt);
+  if (cnt > 1e12) return mgl_errorf(L, "range: %g elements is too many", cnt);
   mg_tensor *t = mg_empty(mgl_rt(L), mgl_optdtype(L, opts, MG_F32, "range"), 1, (int64_t[]){(int64_t)cnt});
   if (!t) return mgl_error(L);
   for (int64_t i = 0; i < t->numel; i++) {
@@ -359,7 +359,7 @@ static void print_rec(luaL_Buffer *B, mg_tensor *t, int d, int64_t off, int widt
 }
 
 static int m_tostring(lua_State *L) {
-  mgl_box *bx = luaL_checkudata(L, 1, MGL_TENSOR);
+  mgl_box *bx = luaL_checkudata(L, 1, MGL_TENSOR);  /* also accepts a closed tensor */
   if (!bx->t) { lua_pushliteral(L, "tensor(closed)"); return 1; }
   mg_tensor *t = bx->t;
   if (t->st->detached) { lua_pushliteral(L, "tensor(detached host memory)"); return 1; }
@@ -539,14 +539,14 @@ static int m_copy_(lua_State *L) {
 static int m_uniform_(lua_State *L) {
   SELF("uniform_");
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
-  if (!(a <= b)) return luaL_error(L, "uniform_: expected a <= b, got a=%g, b=%g", a, b);
+  if (!(a <= b)) return mgl_errorf(L, "uniform_: expected a <= b, got a=%g, b=%g", a, b);
   return ret_self(L, mg_uniform_(t, a, b));
 }
 
 static int m_normal_(lua_State *L) {
   SELF("normal_");
   double m = luaL_optnumber(L, 2, 0), s = luaL_optnumber(L, 3, 1);
-  if (!(s >= 0)) return luaL_error(L, "normal_: std must be >= 0, got %g", s);
+  if (!(s >= 0)) return mgl_errorf(L, "normal_: std must be >= 0, got %g", s);
   return ret_self(L, mg_normal_(t, m, s));
 }
 
@@ -669,7 +669,7 @@ void mgl_open_tensor(lua_State *L) {
     {"__tostring", m_tostring}, {"__len", m_len}, {"__add", mm_add}, {"__sub", mm_sub}, {"__mul", mm_mul},
     {"__div", mm_div}, {"__pow", mm_pow}, {"__unm", mm_unm}, {NULL, NULL}};
   luaL_newmetatable(L, MGL_TENSOR);
-  luaL_setfuncs(L, mt, 0);
+  mgl_setfuncs(L, mt);
   lua_pushliteral(L, "moongrad.Tensor");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);

@@ -43,6 +43,8 @@ struct mg_rt {
   void (*pressure)(mg_rt *rt, void *ud);
   void *pressure_ud;
   mg_cache *cache;            /* size-class cache of freed blocks (mg_mem.c) */
+  void *free_tensors, *free_storages;  /* recycled headers: no malloc per tiny op */
+  int nfree_tensors, nfree_storages;
   void *plugins;              /* plugin registry, owned by mg_plugin.c */
   void *host;                 /* the embedding layer's per-runtime state */
   int backward_depth;         /* >0 while the engine runs */

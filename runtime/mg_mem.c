@@ -48,7 +48,7 @@ void *mg_mem_alloc(mg_rt *rt, size_t n) {
   } else {
     p = raw_alloc(c >= 0 ? rounded : n);
     if (!p && rt->cache && rt->cache->cached) { mg_mem_trim(rt); p = raw_alloc(c >= 0 ? rounded : n); }
-    if (!p) { mg_seterr(rt, "out of memory: cannot allocate %zu bytes", n); return NULL; }
+    if (!p) { mg_seterr(rt, "out of memory"); return NULL; }
   }
   size_t acc = c >= 0 ? rounded : n;
   rt->live_bytes += acc;

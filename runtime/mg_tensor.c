@@ -6,12 +6,45 @@
 #include "mg_core.h"
 #include "mg_iter.h"
 
+/* ---- header recycling: a list of freed headers per runtime ---------------- */
+
+#define MAX_FREE_HEADERS 4096
+typedef struct freenode { struct freenode *next; } freenode;
+
+static void *hdr_alloc(void **list, int *n, size_t size) {
+  freenode *f = *list;
+  if (!f) return mg_xcalloc(1, size);
+  *list = f->next;
+  (*n)--;
+  memset(f, 0, size);
+  return f;
+}
+
+static void hdr_free(void **list, int *n, void *p) {
+  if (*n >= MAX_FREE_HEADERS) { free(p); return; }
+  freenode *f = p;
+  f->next = *list;
+  *list = f;
+  (*n)++;
+}
+
+void mg_headers_trim(mg_rt *rt);
+void mg_headers_trim(mg_rt *rt) {
+  for (freenode *f = rt->free_tensors, *nx; f; f = nx) { nx = f->next; free(f); }
+  for (freenode *f = rt->free_storages, *nx; f; f = nx) { nx = f->next; free(f); }
+  rt->free_tensors = rt->free_storages = NULL;
+  rt->nfree_tensors = rt->nfree_storages = 0;
+}
+
+static mg_tensor *tensor_alloc(mg_rt *rt) { return hdr_alloc(&rt->free_tensors, &rt->nfree_tensors, sizeof(mg_tensor)); }
+static mg_storage *storage_alloc(mg_rt *rt) { return hdr_alloc(&rt->free_storages, &rt->nfree_storages, sizeof(mg_storage)); }
+
 /* ---- storage ------------------------------------------------------------ */
 
 mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
   void *data = mg_mem_alloc(rt, nbytes ? nbytes : 1);
   if (!data) return NULL;
-  mg_storage *s = mg_xcalloc(1, sizeof *s);
+  mg_storage *s = storage_alloc(rt);
   s->rt = rt;
   s->data = data;
   s->nbytes = nbytes;
@@ -27,7 +60,7 @@ void mg_storage_release(mg_storage *s) {
     case MG_ST_CALLBACK: if (s->release) s->release(s->data, s->ud); break;
     case MG_ST_BORROW: break;
   }
-  free(s);
+  hdr_free(&s->rt->free_storages, &s->rt->nfree_storages, s);
 }
 
 /* ---- tensor headers ----------------------------------------------------- */
@@ -39,7 +72,7 @@ static void contiguous_strides(mg_tensor *t) {
 
 /* a header over st (retained), shape given, contiguous strides */
 static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const int64_t *shape) {
-  mg_tensor *t = mg_xcalloc(1, sizeof *t);
+  mg_tensor *t = tensor_alloc(rt);
   t->rt = rt;
   t->st = st;
   st->refcount++;
@@ -55,7 +88,7 @@ static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const
 /* a view header: same storage as src, caller fills shape/stride/offset */
 mg_tensor *mg_view_header(mg_tensor *src);
 mg_tensor *mg_view_header(mg_tensor *src) {
-  mg_tensor *t = mg_xcalloc(1, sizeof *t);
+  mg_tensor *t = tensor_alloc(src->rt);
   t->rt = src->rt;
   t->st = src->st;
   t->st->refcount++;
@@ -71,8 +104,9 @@ void mg_release(mg_tensor *t) {
   if (!t || --t->refcount > 0) return;
   mg_release(t->grad);
   if (t->grad_fn) mg_node_release(t->grad_fn);
+  mg_rt *rt = t->rt;
   mg_storage_release(t->st);
-  free(t);
+  hdr_free(&rt->free_tensors, &rt->nfree_tensors, t);
 }
 
 static int check_shape(mg_rt *rt, int ndim, const int64_t *shape, int64_t *numel) {
@@ -100,9 +134,10 @@ mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
   if (check_shape(rt, ndim, shape, &n)) return NULL;
   mg_storage *st = mg_storage_new(rt, (size_t)n * mg_dtype_size(dt));
   if (!st) {
-    char b[128];
+    char b[128], why[MG_ERRLEN];
+    snprintf(why, sizeof why, "%s", rt->err);
     mg_seterr(rt, "tensor: cannot allocate %s %s (%lld bytes): %s", mg_dtype_name(dt),
-              mg_dims_str(ndim, shape, b, sizeof b), (long long)n * (long long)mg_dtype_size(dt), rt->err);
+              mg_dims_str(ndim, shape, b, sizeof b), (long long)n * (long long)mg_dtype_size(dt), why);
     return NULL;
   }
   mg_tensor *t = header(rt, st, dt, ndim, shape);
@@ -154,7 +189,7 @@ mg_tensor *mg_wrap(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, void 
     if (kind == MG_ST_CALLBACK && release) release(data, ud);
     return NULL;
   }
-  mg_storage *s = mg_xcalloc(1, sizeof *s);
+  mg_storage *s = storage_alloc(rt);
   s->rt = rt;
   s->data = data;
   s->nbytes = (size_t)n * mg_dtype_size(dt);
