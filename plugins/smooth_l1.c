@@ -1,6 +1,7 @@
 /*
 ** smooth_l1.c — PyTorch's smooth_l1_loss: z = |x - y|; 0.5 z^2 / beta if z < beta, else z - 0.5 beta.
-** beta = 0 is the L1 loss. Gradient: (x - y) / beta inside, sign(x - y) outside.
+** beta = 0 is the L1 loss. Gradient: (x - y) / beta inside, sign(x - y) outside
+** (with PyTorch's convention at the kink: -1 where x - y <= -beta).
 */
 #include <math.h>
 #include "moongrad_plugin.h"
@@ -18,8 +19,8 @@ static int forward(mgp_ctx *ctx, const double *hp, mgp_loss_io *io) {
   for (int64_t k = 0, n = H->numel(io->input); k < n; k++) {
     double d = mgp_get(x, dt, k) - mgp_get(y, dt, k), loss, grad;
     double z = fabs(d), beta = hp[BETA];
-    if (z < beta) { loss = 0.5 * z * z / beta; grad = d / beta; }
-    else { loss = z - 0.5 * beta; grad = d > 0 ? 1 : d < 0 ? -1 : 0; }
+    loss = z < beta ? 0.5 * z * z / beta : z - 0.5 * beta;
+    grad = d <= -beta ? -1 : d >= beta ? 1 : d / beta;  /* PyTorch's: -1 at d = 0 when beta = 0 */
     mgp_set(l, dt, k, loss);
     if (g) mgp_set(g, dt, k, grad);
   }
