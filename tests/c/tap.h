@@ -13,7 +13,7 @@
 
 static int tap_n, tap_fail;
 
-static void diag(const char *fmt, ...) {
+static inline void diag(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("# ", stdout);
@@ -22,7 +22,7 @@ static void diag(const char *fmt, ...) {
   va_end(ap);
 }
 
-static int ok(int cond, const char *fmt, ...) {
+static inline int ok(int cond, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);
@@ -34,14 +34,14 @@ static int ok(int cond, const char *fmt, ...) {
   return cond;
 }
 
-static int is_num(double got, double want, double tol, const char *name) {
+static inline int is_num(double got, double want, double tol, const char *name) {
   int c = fabs(got - want) <= tol || (isnan(got) && isnan(want));
   ok(c, "%s", name);
   if (!c) diag("  got %.10g, want %.10g (tol %g)", got, want, tol);
   return c;
 }
 
-static int is_str(const char *got, const char *want, const char *name) {
+static inline int is_str(const char *got, const char *want, const char *name) {
   int c = got && want && !strcmp(got, want);
   ok(c, "%s", name);
   if (!c) diag("  got '%s', want '%s'", got ? got : "(null)", want ? want : "(null)");
@@ -49,14 +49,14 @@ static int is_str(const char *got, const char *want, const char *name) {
 }
 
 /* substring match, for error messages */
-static int like(const char *got, const char *part, const char *name) {
+static inline int like(const char *got, const char *part, const char *name) {
   int c = got && strstr(got, part) != NULL;
   ok(c, "%s", name);
   if (!c) diag("  '%s' does not contain '%s'", got ? got : "(null)", part);
   return c;
 }
 
-static int done_testing(void) {
+static inline int done_testing(void) {
   printf("1..%d\n", tap_n);
   return tap_fail > 254 ? 254 : tap_fail;
 }
