@@ -112,8 +112,23 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+/* mg.detect_anomaly(true): an op whose output holds NaN or Inf is an error naming it */
+static void check_anomaly(lua_State *L, mg_tensor *t) {
+  for (int64_t i = 0; i < t->numel; i++) {
+    double v = mg_get_flat(t, i);
+    if (isfinite(v)) continue;
+    const char *op = t->grad_fn ? t->grad_fn->op : "an operation";
+    char sh[128];
+    mg_shape_str(t, sh, sizeof sh);
+    mg_release(t);
+    mgl_errorf(L, "anomaly: '%s' produced %s in its output (shape %s, element %lld)", op,
+               isnan(v) ? "NaN" : "Inf", sh, (long long)i + 1);
+  }
+}
+
 int mgl_push(lua_State *L, mg_tensor *t) {
   if (!t) return mgl_error(L);
+  if (t->rt->anomaly) check_anomaly(L, t);
   mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = t;
   luaL_setmetatable(L, MGL_TENSOR);
@@ -313,6 +328,7 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   b->tensor_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   mgl_open_math(L);
+  mgl_open_reduce(L);
   mgl_open_nnf(L);
   mgl_open_autograd(L);
   mgl_open_sys(L);
