@@ -305,6 +305,9 @@ static const mgp_host HOST = {
   .hparam = h_hparam,
 };
 
+/* the host table, for plugins linked into the host program (mg_plugin_register) */
+const mgp_host *mg_plugin_host(void) { return &HOST; }
+
 /* ---- loading ------------------------------------------------------------------ */
 
 static void refuse(mg_registry *r, const char *msg, bool warn) {

@@ -33,6 +33,8 @@ int mg_plugin_load(mg_rt *rt, const char *path);
 /* register a descriptor (mgp_optim_desc / mgp_loss_desc) linked into the host
 ** program, no dlopen; origin names it in listings and messages (e.g. "static") */
 int mg_plugin_register(mg_rt *rt, const void *descriptor, const char *origin);
+/* the host table a statically linked plugin calls (what an entry point receives) */
+const mgp_host *mg_plugin_host(void);
 /* scan the directories now if not done yet */
 void mg_plugin_discover(mg_rt *rt);
 
