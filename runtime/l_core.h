@@ -52,6 +52,7 @@ void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods
 /* binding files: each registers its own functions, called in luaopen_moongrad */
 void mgl_open_tensor(lua_State *L);   /* l_tensor.c: creation, inspection, views, metamethods */
 void mgl_open_math(lua_State *L);     /* l_math.c: elementwise, reductions, linalg */
+void mgl_open_reduce(lua_State *L);   /* l_reduce.c: reductions, matmul, dot, outer, linear */
 void mgl_open_nnf(lua_State *L);      /* l_nnf.c: conv, pooling, norms, softmax, index ops */
 void mgl_open_autograd(lua_State *L); /* l_autograd.c: backward, no_grad, Function, gradcheck */
 void mgl_open_plugin(lua_State *L);   /* l_plugin.c: mg.optim, mg.loss, mg.load_plugin, mg.plugins */
