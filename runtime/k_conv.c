@@ -1,0 +1,444 @@
+/*
+** k_conv.c — 2-D convolution and pooling on NCHW tensors (a 3-D CHW input is
+** one image), forward and backward side by side.
+** conv2d: im2col over a chunk of images, then one gemm per group and chunk
+** (OpenBLAS); the input gradient goes back through col2im. Pooling: direct
+** loops over each plane; max_pool2d remembers its argmax for the backward.
+*/
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mg_core.h"
+
+mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
+
+/* t as a contiguous tensor of dtype dt, no history (maybe t itself, retained) */
+static mg_tensor *dense(mg_tensor *t, mg_dtype dt) {
+  if (t->dtype == dt && mg_is_contiguous(t)) return mg_retain(t);
+  return mg_copy_as(t, dt);
+}
+
+/* gin[k] = g in input k's dtype; takes g */
+static int grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
+  if (!g) return -1;
+  gin[k] = mg_to(g, n->in[k].dtype);
+  mg_release(g);
+  return gin[k] ? 0 : -1;
+}
+
+/* C = op(A) op(B) + beta C, row-major, alpha 1 */
+static void gemm(mg_dtype dt, bool ta, bool tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
+                 double beta, void *C, int ldc) {
+  enum CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+  if (dt == MG_F32) cblas_sgemm(CblasRowMajor, a, b, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
+  else cblas_dgemm(CblasRowMajor, a, b, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- geometry ------------------------------------------------------------------ */
+
+typedef struct {
+  int64_t N, C, H, W, O, G, Cg, Og, kh, kw, OH, OW;
+  int sh, sw, ph, pw, dh, dw;
+} geom;
+
+/* output positions ow whose input column ow*s - p + kj*d falls in [0, W) */
+static void col_range(int64_t W, int64_t OW, int s, int p, int64_t off, int64_t *lo, int64_t *hi) {
+  int64_t a = p - off, b = W - 1 + p - off;
+  *lo = a <= 0 ? 0 : (a + s - 1) / s;
+  *hi = b < 0 ? 0 : b / s + 1;
+  if (*hi > OW) *hi = OW;
+  if (*lo > *hi) *lo = *hi;
+}
+
+/* im2col over images n0..n0+nb-1 and channel group g: col[K][nb*L], K = Cg*kh*kw,
+** L = OH*OW, column (n-n0)*L + oh*OW + ow. col2im is its adjoint (accumulates). */
+#define IM2COL(T, NAME, ACC)                                                                            \
+  static void NAME(const geom *q, T *x, T *col, int64_t n0, int64_t nb, int64_t g) {                    \
+    int64_t L = q->OH * q->OW, ld = nb * L;                                                             \
+    for (int64_t c = 0; c < q->Cg; c++)                                                                 \
+      for (int64_t ki = 0; ki < q->kh; ki++)                                                            \
+        for (int64_t kj = 0; kj < q->kw; kj++) {                                                        \
+          T *row = col + ((c * q->kh + ki) * q->kw + kj) * ld;                                          \
+          int64_t off = kj * q->dw - q->pw, lo, hi;                                                     \
+          col_range(q->W, q->OW, q->sw, q->pw, kj * q->dw, &lo, &hi);                                   \
+          for (int64_t n = 0; n < nb; n++) {                                                            \
+            T *plane = x + ((n0 + n) * q->C + g * q->Cg + c) * q->H * q->W;                             \
+            T *r = row + n * L;                                                                         \
+            for (int64_t oh = 0; oh < q->OH; oh++, r += q->OW) {                                        \
+              int64_t ih = oh * q->sh - q->ph + ki * q->dh;                                             \
+              if (ih < 0 || ih >= q->H) { ACC(ZERO_ALL); continue; }                                    \
+              T *src = plane + ih * q->W;                                                               \
+              ACC(ZERO_EDGES);                                                                          \
+              if (q->sw == 1) for (int64_t ow = lo; ow < hi; ow++) ACC(MOVE1);                          \
+              else for (int64_t ow = lo; ow < hi; ow++) ACC(MOVES);                                     \
+            }                                                                                           \
+          }                                                                                             \
+        }                                                                                               \
+  }
+/* im2col: fill the row from the image, zeros outside */
+#define TO_COL(what) TO_COL_##what
+#define TO_COL_ZERO_ALL for (int64_t ow = 0; ow < q->OW; ow++) r[ow] = 0
+#define TO_COL_ZERO_EDGES do { for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0; \
+                               for (int64_t ow = hi; ow < q->OW; ow++) r[ow] = 0; } while (0)
+#define TO_COL_MOVE1 r[ow] = src[ow + off]
+#define TO_COL_MOVES r[ow] = src[ow * q->sw + off]
+/* col2im: add the row back into the image, nothing outside */
+#define FROM_COL(what) FROM_COL_##what
+#define FROM_COL_ZERO_ALL (void)0
+#define FROM_COL_ZERO_EDGES (void)0
+#define FROM_COL_MOVE1 src[ow + off] += r[ow]
+#define FROM_COL_MOVES src[ow * q->sw + off] += r[ow]
+IM2COL(float, im2col_f32, TO_COL)
+IM2COL(double, im2col_f64, TO_COL)
+IM2COL(float, col2im_f32, FROM_COL)
+IM2COL(double, col2im_f64, FROM_COL)
+
+static void im2col(mg_dtype dt, const geom *q, void *x, void *col, int64_t n0, int64_t nb, int64_t g) {
+  if (dt == MG_F32) im2col_f32(q, x, col, n0, nb, g); else im2col_f64(q, x, col, n0, nb, g);
+}
+static void col2im(mg_dtype dt, const geom *q, void *x, void *col, int64_t n0, int64_t nb, int64_t g) {
+  if (dt == MG_F32) col2im_f32(q, x, col, n0, nb, g); else col2im_f64(q, x, col, n0, nb, g);
+}
+
+/* images per chunk: the column buffer stays under ~4M elements (at least one image) */
+static int64_t chunk(const geom *q) {
+  int64_t per = q->Cg * q->kh * q->kw * q->OH * q->OW;
+  int64_t nb = per ? ((int64_t)1 << 22) / per : q->N;
+  return nb < 1 ? 1 : nb > q->N ? q->N : nb;
+}
+
+/* tmp[o][n*L + p] <-> y[n0+n][g*Og+o][p]; to_y adds bias (may be NULL) */
+#define SHUFFLE(T)                                                                                     \
+  static void shuffle_##T(const geom *q, T *y, T *tmp, const T *bias, int64_t n0, int64_t nb, int64_t g, \
+                          bool to_y) {                                                                 \
+    int64_t L = q->OH * q->OW;                                                                         \
+    for (int64_t o = 0; o < q->Og; o++)                                                                \
+      for (int64_t n = 0; n < nb; n++) {                                                               \
+        T *t = tmp + (o * nb + n) * L, *yy = y + ((n0 + n) * q->O + g * q->Og + o) * L;                \
+        T bv = bias ? bias[g * q->Og + o] : 0;                                                         \
+        if (to_y) for (int64_t p = 0; p < L; p++) yy[p] = t[p] + bv;                                   \
+        else memcpy(t, yy, sizeof(T) * (size_t)L);                                                     \
+      }                                                                                                \
+  }
+SHUFFLE(float)
+SHUFFLE(double)
+static void shuffle(mg_dtype dt, const geom *q, void *y, void *tmp, const void *bias, int64_t n0, int64_t nb,
+                    int64_t g, bool to_y) {
+  if (dt == MG_F32) shuffle_float(q, y, tmp, bias, n0, nb, g, to_y);
+  else shuffle_double(q, y, tmp, bias, n0, nb, g, to_y);
+}
+
+/* ---- conv2d -------------------------------------------------------------------- */
+
+static void conv_geom(geom *q, const mg_tensor *x, const mg_tensor *w, const int64_t *p) {
+  int b = x->ndim == 4;
+  q->N = b ? x->shape[0] : 1;
+  q->C = x->shape[b]; q->H = x->shape[b + 1]; q->W = x->shape[b + 2];
+  q->O = w->shape[0]; q->Cg = w->shape[1]; q->kh = w->shape[2]; q->kw = w->shape[3];
+  q->sh = (int)p[0]; q->sw = (int)p[1]; q->ph = (int)p[2]; q->pw = (int)p[3];
+  q->dh = (int)p[4]; q->dw = (int)p[5]; q->G = p[6];
+  q->Og = q->O / q->G;
+  q->OH = (q->H + 2 * q->ph - q->dh * (q->kh - 1) - 1) / q->sh + 1;
+  q->OW = (q->W + 2 * q->pw - q->dw * (q->kw - 1) - 1) / q->sw + 1;
+}
+
+static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
+  mg_tensor *x0 = mg_saved(n, 0), *w0 = mg_saved(n, 1);
+  if (!x0 || !w0) return -1;
+  geom q;
+  conv_geom(&q, x0, w0, n->i);
+  mg_dtype dt = gout->dtype;
+  size_t es = mg_dtype_size(dt);
+  bool nx = mg_node_needs(n, 0), nw = mg_node_needs(n, 1), nbias = n->nin > 2 && mg_node_needs(n, 2);
+  mg_tensor *x = dense(x0, dt), *w = dense(w0, dt), *g = dense(gout, dt);
+  mg_tensor *gx = nx ? mg_full(n->rt, dt, x0->ndim, x0->shape, 0) : NULL;
+  mg_tensor *gw = nw ? mg_full(n->rt, dt, 4, w0->shape, 0) : NULL;
+  mg_tensor *gb = nbias ? mg_full(n->rt, dt, 1, (int64_t[]){q.O}, 0) : NULL;
+  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
+  void *col = malloc(es * (size_t)(K * nb * L + 1)), *tmp = malloc(es * (size_t)(q.Og * nb * L + 1));
+  int r = -1;
+  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !col || !tmp) {
+    if (!col || !tmp) mg_seterr(n->rt, "conv2d: out of memory in backward");
+    goto done;
+  }
+  for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
+    int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
+    for (int64_t gr = 0; gr < q.G; gr++) {
+      shuffle(dt, &q, mg_data(g), tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
+      if (nbias) for (int64_t o = 0; o < q.Og; o++) {
+        double s = 0;
+        for (int64_t p = 0; p < m * L; p++)
+          s += dt == MG_F32 ? ((float *)tmp)[o * m * L + p] : ((double *)tmp)[o * m * L + p];
+        if (dt == MG_F32) mg_f32(gb)[gr * q.Og + o] += (float)s; else mg_f64(gb)[gr * q.Og + o] += s;
+      }
+      char *wg = (char *)mg_data(w) + es * (size_t)(gr * q.Og * K);
+      if (nw) {  /* gw_g[Og][K] += tmp[Og][mL] col^T */
+        im2col(dt, &q, mg_data(x), col, n0, m, gr);
+        gemm(dt, false, true, (int)q.Og, (int)K, (int)(m * L), tmp, (int)(m * L), col, (int)(m * L), 1.0,
+             (char *)mg_data(gw) + es * (size_t)(gr * q.Og * K), (int)K);
+      }
+      if (nx) {  /* col[K][mL] = w_g^T tmp, then back into the image */
+        gemm(dt, true, false, (int)K, (int)(m * L), (int)q.Og, wg, (int)K, tmp, (int)(m * L), 0.0, col, (int)(m * L));
+        col2im(dt, &q, mg_data(gx), col, n0, m, gr);
+      }
+    }
+  }
+  r = 0;
+  if (nx) { r |= grad_out(n, 0, gx, gin); gx = NULL; }
+  if (nw) { r |= grad_out(n, 1, gw, gin); gw = NULL; }
+  if (nbias) { r |= grad_out(n, 2, gb, gin); gb = NULL; }
+done:
+  free(col); free(tmp);
+  mg_release(x); mg_release(w); mg_release(g); mg_release(gx); mg_release(gw); mg_release(gb);
+  return r ? -1 : 0;
+}
+
+mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opts *o) {
+  mg_rt *rt = x->rt;
+  char s1[128], s2[128];
+  if (mg_check_alive(x, "conv2d") || mg_check_alive(w, "conv2d") || (b && mg_check_alive(b, "conv2d"))) return NULL;
+  mg_conv_opts d = {{1, 1}, {0, 0}, {1, 1}, 1};
+  if (!o) o = &d;
+  if (x->ndim != 3 && x->ndim != 4) {
+    mg_seterr(rt, "conv2d: expected a 3-D (C,H,W) or 4-D (N,C,H,W) input, got shape %s", mg_shape_str(x, s1, sizeof s1));
+    return NULL;
+  }
+  if (w->ndim != 4) {
+    mg_seterr(rt, "conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape %s",
+              mg_shape_str(w, s1, sizeof s1));
+    return NULL;
+  }
+  for (int k = 0; k < 2; k++)
+    if (o->stride[k] < 1 || o->dilation[k] < 1 || o->padding[k] < 0) {
+      mg_seterr(rt, "conv2d: stride {%d,%d} and dilation {%d,%d} must be >= 1 and padding {%d,%d} >= 0",
+                o->stride[0], o->stride[1], o->dilation[0], o->dilation[1], o->padding[0], o->padding[1]);
+      return NULL;
+    }
+  if (o->groups < 1) { mg_seterr(rt, "conv2d: groups must be >= 1, got %d", o->groups); return NULL; }
+  if (w->shape[0] % o->groups) {
+    mg_seterr(rt, "conv2d: out_channels %lld (weight shape %s) is not divisible by groups %d", (long long)w->shape[0],
+              mg_shape_str(w, s1, sizeof s1), o->groups);
+    return NULL;
+  }
+  int64_t C = x->shape[x->ndim - 3];
+  if (C != w->shape[1] * o->groups) {
+    if (o->groups == 1)
+      mg_seterr(rt, "conv2d: input has %lld channels but weight expects %lld (weight shape %s)", (long long)C,
+                (long long)w->shape[1], mg_shape_str(w, s1, sizeof s1));
+    else
+      mg_seterr(rt, "conv2d: input has %lld channels but weight expects %lld (weight shape %s, groups %d)",
+                (long long)C, (long long)(w->shape[1] * o->groups), mg_shape_str(w, s1, sizeof s1), o->groups);
+    return NULL;
+  }
+  if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) {
+    mg_seterr(rt, "conv2d: bias of shape %s does not match out_channels %lld (weight shape %s)",
+              mg_shape_str(b, s1, sizeof s1), (long long)w->shape[0], mg_shape_str(w, s2, sizeof s2));
+    return NULL;
+  }
+  int64_t p[7] = {o->stride[0], o->stride[1], o->padding[0], o->padding[1], o->dilation[0], o->dilation[1], o->groups};
+  geom q;
+  conv_geom(&q, x, w, p);
+  if (q.H + 2 * q.ph - q.dh * (q.kh - 1) - 1 < 0 || q.W + 2 * q.pw - q.dw * (q.kw - 1) - 1 < 0) {
+    mg_seterr(rt, "conv2d: input of shape %s is smaller than the kernel (weight shape %s, padding {%d,%d}, "
+              "dilation {%d,%d})", mg_shape_str(x, s1, sizeof s1), mg_shape_str(w, s2, sizeof s2), q.ph, q.pw, q.dh, q.dw);
+    return NULL;
+  }
+  mg_dtype dt = mg_promote(x->dtype, w->dtype);
+  if (b) dt = mg_promote(dt, b->dtype);
+  size_t es = mg_dtype_size(dt);
+  int64_t oshape[4] = {q.N, q.O, q.OH, q.OW};
+  mg_tensor *xc = dense(x, dt), *wc = xc ? dense(w, dt) : NULL, *bc = wc && b ? dense(b, dt) : NULL;
+  mg_tensor *y = wc && (bc || !b) ? mg_empty(rt, dt, x->ndim, oshape + (4 - x->ndim)) : NULL;
+  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
+  void *col = NULL, *tmp = NULL;
+  if (y && y->numel) {
+    col = malloc(es * (size_t)(K * nb * L + 1));
+    tmp = malloc(es * (size_t)(q.Og * nb * L + 1));
+    if (!col || !tmp) { mg_seterr(rt, "conv2d: out of memory for the column buffer"); mg_release(y); y = NULL; }
+    else if (K == 0) memset(tmp, 0, es * (size_t)(q.Og * nb * L));
+  }
+  if (y && y->numel) for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
+    int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
+    for (int64_t g = 0; g < q.G; g++) {
+      if (K > 0) {
+        im2col(dt, &q, mg_data(xc), col, n0, m, g);
+        gemm(dt, false, false, (int)q.Og, (int)(m * L), (int)K, (char *)mg_data(wc) + es * (size_t)(g * q.Og * K),
+             (int)K, col, (int)(m * L), 0.0, tmp, (int)(m * L));
+      }
+      shuffle(dt, &q, mg_data(y), tmp, bc ? mg_data(bc) : NULL, n0, m, g, true);
+    }
+  }
+  free(col); free(tmp);
+  mg_release(xc); mg_release(wc); mg_release(bc);
+  if (!y) return NULL;
+  mg_tensor *in[3] = {x, w, b};
+  mg_node *n = mg_record(y, "conv2d", conv2d_bw, b ? 3 : 2, in);
+  if (n) {
+    memcpy(n->i, p, sizeof p);
+    mg_save(n, x);
+    mg_save(n, w);
+  }
+  return y;
+}
+
+/* ---- pooling ------------------------------------------------------------------- */
+
+typedef struct { int64_t P, H, W, OH, OW; int kh, kw, sh, sw, ph, pw; } pgeom;
+
+static int pool_check(const char *op, mg_tensor *x, const int k[2], const int s[2], const int p[2], pgeom *q) {
+  char s1[128];
+  mg_rt *rt = x->rt;
+  if (mg_check_alive(x, op)) return -1;
+  if (x->ndim != 3 && x->ndim != 4)
+    return mg_seterr(rt, "%s: expected a 3-D (C,H,W) or 4-D (N,C,H,W) input, got shape %s", op,
+                     mg_shape_str(x, s1, sizeof s1));
+  if (k[0] < 1 || k[1] < 1) return mg_seterr(rt, "%s: kernel size {%d,%d} must be >= 1", op, k[0], k[1]);
+  if (s[0] < 1 || s[1] < 1) return mg_seterr(rt, "%s: stride {%d,%d} must be >= 1", op, s[0], s[1]);
+  if (p[0] < 0 || p[1] < 0 || 2 * p[0] > k[0] || 2 * p[1] > k[1])
+    return mg_seterr(rt, "%s: padding {%d,%d} must be >= 0 and at most half the kernel size {%d,%d}", op, p[0], p[1],
+                     k[0], k[1]);
+  q->H = x->shape[x->ndim - 2];
+  q->W = x->shape[x->ndim - 1];
+  q->P = x->shape[0] * (x->ndim == 4 ? x->shape[1] : 1);
+  q->kh = k[0]; q->kw = k[1]; q->sh = s[0]; q->sw = s[1]; q->ph = p[0]; q->pw = p[1];
+  if (q->H + 2 * q->ph < q->kh || q->W + 2 * q->pw < q->kw)
+    return mg_seterr(rt, "%s: input of shape %s is smaller than the kernel {%d,%d} (padding {%d,%d})", op,
+                     mg_shape_str(x, s1, sizeof s1), k[0], k[1], p[0], p[1]);
+  q->OH = (q->H + 2 * q->ph - q->kh) / q->sh + 1;
+  q->OW = (q->W + 2 * q->pw - q->kw) / q->sw + 1;
+  return 0;
+}
+
+static mg_tensor *pool_out(mg_tensor *x, mg_dtype dt, const pgeom *q) {
+  int64_t sh[MG_MAX_DIMS];
+  memcpy(sh, x->shape, sizeof sh);
+  sh[x->ndim - 2] = q->OH;
+  sh[x->ndim - 1] = q->OW;
+  return mg_empty(x->rt, dt, x->ndim, sh);
+}
+
+/* max: y = max over the window (padding is -inf), idx = flat position in the
+** plane of the first maximum (NaN wins, as PyTorch) */
+#define MAXPOOL(T)                                                                                        \
+  static void maxpool_##T(const pgeom *q, const T *x, T *y, int64_t *idx) {                                \
+    for (int64_t pl = 0; pl < q->P; pl++) {                                                                \
+      const T *xp = x + pl * q->H * q->W;                                                                  \
+      for (int64_t oh = 0; oh < q->OH; oh++)                                                               \
+        for (int64_t ow = 0; ow < q->OW; ow++) {                                                           \
+          int64_t h0 = oh * q->sh - q->ph, w0 = ow * q->sw - q->pw, best = -1;                             \
+          T m = -INFINITY;                                                                                 \
+          for (int64_t i = h0 < 0 ? 0 : h0; i < h0 + q->kh && i < q->H; i++)                               \
+            for (int64_t j = w0 < 0 ? 0 : w0; j < w0 + q->kw && j < q->W; j++) {                           \
+              T v = xp[i * q->W + j];                                                                      \
+              if (best < 0 || v > m || isnan(v)) { m = v; best = i * q->W + j; if (isnan(v)) goto found; } \
+            }                                                                                              \
+        found:                                                                                             \
+          *y++ = m;                                                                                        \
+          if (idx) *idx++ = best;                                                                          \
+        }                                                                                                  \
+    }                                                                                                      \
+  }
+MAXPOOL(float)
+MAXPOOL(double)
+
+static void poolctx_free(mg_node *n) { free(n->ctx); }
+
+static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
+  int64_t *idx = n->ctx;
+  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
+  if (!gx) { mg_release(g); return -1; }
+  int nd = gx->ndim;
+  int64_t HW = gx->shape[nd - 2] * gx->shape[nd - 1], L = g->shape[nd - 2] * g->shape[nd - 1];
+  int64_t P = L ? g->numel / L : 0;
+  for (int64_t pl = 0; pl < P; pl++)
+    for (int64_t k = 0; k < L; k++) {
+      int64_t s = pl * HW + idx[pl * L + k];
+      if (gx->dtype == MG_F32) mg_f32(gx)[s] += mg_f32(g)[pl * L + k];
+      else mg_f64(gx)[s] += mg_f64(g)[pl * L + k];
+    }
+  mg_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], const int pad[2]) {
+  pgeom q;
+  const int *s = stride ? stride : k;
+  int zero[2] = {0, 0};
+  if (pool_check("max_pool2d", x, k, s, pad ? pad : zero, &q)) return NULL;
+  mg_tensor *xc = dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
+  bool rec = mg_any_requires_grad(x->rt, 1, &x);
+  int64_t *idx = rec ? malloc(sizeof(int64_t) * (size_t)(y ? y->numel + 1 : 1)) : NULL;
+  if (y && rec && !idx) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; }
+  if (y) {
+    if (x->dtype == MG_F32) maxpool_float(&q, mg_f32(xc), mg_f32(y), idx);
+    else maxpool_double(&q, mg_f64(xc), mg_f64(y), idx);
+  }
+  mg_release(xc);
+  if (!y) { free(idx); return NULL; }
+  mg_node *n = mg_record(y, "max_pool2d", max_pool2d_bw, 1, &x);
+  if (n) { n->ctx = idx; n->ctx_free = poolctx_free; }
+  else free(idx);
+  return y;
+}
+
+/* avg (count_include_pad): y = sum over the window / (kh*kw); backward spreads g/(kh*kw) */
+#define AVGPOOL(T)                                                                                      \
+  static void avgpool_##T(const pgeom *q, T *x, T *y, bool back) {                                       \
+    T inv = (T)1 / (T)(q->kh * q->kw);                                                                   \
+    for (int64_t pl = 0; pl < q->P; pl++) {                                                              \
+      T *xp = x + pl * q->H * q->W;                                                                      \
+      for (int64_t oh = 0; oh < q->OH; oh++)                                                             \
+        for (int64_t ow = 0; ow < q->OW; ow++, y++) {                                                    \
+          int64_t h0 = oh * q->sh - q->ph, w0 = ow * q->sw - q->pw;                                      \
+          int64_t i0 = h0 < 0 ? 0 : h0, i1 = h0 + q->kh < q->H ? h0 + q->kh : q->H;                      \
+          int64_t j0 = w0 < 0 ? 0 : w0, j1 = w0 + q->kw < q->W ? w0 + q->kw : q->W;                      \
+          if (back) {                                                                                    \
+            T gv = *y * inv;                                                                             \
+            for (int64_t i = i0; i < i1; i++) for (int64_t j = j0; j < j1; j++) xp[i * q->W + j] += gv;  \
+          } else {                                                                                       \
+            T acc = 0;                                                                                   \
+            for (int64_t i = i0; i < i1; i++) for (int64_t j = j0; j < j1; j++) acc += xp[i * q->W + j]; \
+            *y = acc * inv;                                                                              \
+          }                                                                                              \
+        }                                                                                                \
+    }                                                                                                    \
+  }
+AVGPOOL(float)
+AVGPOOL(double)
+
+static int avg_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
+  pgeom q;
+  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
+  if (!gx) { mg_release(g); return -1; }
+  int nd = gx->ndim;
+  q.H = gx->shape[nd - 2]; q.W = gx->shape[nd - 1]; q.OH = g->shape[nd - 2]; q.OW = g->shape[nd - 1];
+  q.P = gx->shape[0] * (nd == 4 ? gx->shape[1] : 1);
+  q.kh = (int)n->i[0]; q.kw = (int)n->i[1]; q.sh = (int)n->i[2]; q.sw = (int)n->i[3]; q.ph = (int)n->i[4]; q.pw = (int)n->i[5];
+  if (g->dtype == MG_F32) avgpool_float(&q, mg_f32(gx), mg_f32(g), true);
+  else avgpool_double(&q, mg_f64(gx), mg_f64(g), true);
+  mg_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+mg_tensor *mg_avg_pool2d(mg_tensor *x, const int k[2], const int stride[2], const int pad[2]) {
+  pgeom q;
+  const int *s = stride ? stride : k;
+  int zero[2] = {0, 0};
+  const int *p = pad ? pad : zero;
+  if (pool_check("avg_pool2d", x, k, s, p, &q)) return NULL;
+  mg_tensor *xc = dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
+  if (y) {
+    if (x->dtype == MG_F32) avgpool_float(&q, mg_f32(xc), mg_f32(y), false);
+    else avgpool_double(&q, mg_f64(xc), mg_f64(y), false);
+  }
+  mg_release(xc);
+  if (!y) return NULL;
+  mg_node *n = mg_record(y, "avg_pool2d", avg_pool2d_bw, 1, &x);
+  if (n) { n->i[0] = k[0]; n->i[1] = k[1]; n->i[2] = s[0]; n->i[3] = s[1]; n->i[4] = p[0]; n->i[5] = p[1]; }
+  return y;
+}
