@@ -500,7 +500,7 @@ function Module:load_state_dict(sd, strict)
   return { missing = missing, unexpected = unexpected }
 end
 
--- readable tree, PyTorch's repr plus parameter counts
+-- readable tree, PyTorch's repr plus parameter counts (and a total line for containers)
 function Module:__repr(top)
   local kids = own(self, K_MODULE)
   local extra = self:extra_repr()
@@ -520,7 +520,7 @@ function Module:__repr(top)
     lines[#lines + 1] = ")"
     s = concat(lines, "\n")
   end
-  if top then
+  if top and #kids > 0 then
     local total, train = 0, 0
     for _, p in ipairs(self:parameters()) do
       total = total + p:numel()

@@ -110,9 +110,12 @@ net.scale:requires_grad_(false)
 T:ok(tostring(net):find("Total parameters: 40 (37 trainable)", 1, true) ~= nil, "frozen parameters counted apart")
 net.scale:requires_grad_(true)
 T:eq(tostring(nn.Conv2d(3, 8, 3, { padding = 1, bias = false })),
-     "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=false)  -- 216 params\nTotal parameters: 216",
+     "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=false)  -- 216 params",
      "Conv2d repr")
-T:eq(tostring(nn.Linear(1000, 1000)):match("Total parameters: ([%d,]+)"), "1,001,000", "thousands separators")
+T:eq(tostring(nn.Linear(1000, 1000)):match("%-%- ([%d,]+) params$"), "1,001,000", "thousands separators")
+T:eq(tostring(nn.ReLU()), "ReLU()", "a leaf without parameters is one line")
+T:eq(tostring(nn.Sequential{ nn.Linear(2, 3) }):match("Total parameters: [%d,]+$"), "Total parameters: 9",
+     "containers end with the total")
 
 -- to(dtype)
 local m64 = Net(2):double()
