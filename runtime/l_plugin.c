@@ -67,6 +67,7 @@ static mg_optim *checkopt(lua_State *L, int idx) {
 /* mg.optim(name, params [, opts]); params: an array of tensors or a module */
 static int optim_new(lua_State *L) {
   /* called through __call: argument 1 is the mg.optim table itself */
+  lua_settop(L, 4);
   const char *name = luaL_checkstring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "optim %s", name);
@@ -114,7 +115,7 @@ static int optim_step(lua_State *L) {
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
     lua_call(L, 0, LUA_MULTRET);
-    nres = lua_gettop(L) - 2;
+    nres = lua_gettop(L) - 1;  /* the function was replaced by its results */
   }
   if (mg_optim_step(o)) return mgl_error(L);
   return nres;
@@ -383,6 +384,7 @@ static mg_loss *checkloss(lua_State *L, int idx) {
 }
 
 static int loss_new(lua_State *L) {
+  lua_settop(L, 3);
   const char *name = luaL_checkstring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "loss %s", name);
