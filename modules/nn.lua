@@ -1036,6 +1036,37 @@ end
 GRU.extra_repr = rnn_repr
 
 ---------------------------------------------------------------------------------------------
+-- loss modules: thin wrappers over the loss plugins (mg.loss), PyTorch's class names
+---------------------------------------------------------------------------------------------
+
+local LOSSES = {
+  MSELoss = "mse", L1Loss = "l1", SmoothL1Loss = "smooth_l1", HuberLoss = "huber",
+  CrossEntropyLoss = "cross_entropy", NLLLoss = "nll", BCELoss = "bce",
+  BCEWithLogitsLoss = "bce_with_logits", KLDivLoss = "kl_div",
+}
+for cname, plugin in pairs(LOSSES) do
+  local C = class(cname)
+  -- e.g. nn.CrossEntropyLoss({reduction = "sum", label_smoothing = 0.1}); crit(pred, target)
+  function C:init(opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(fmt("%s: options must be a table, got %s", cname, type(opts)), 3)
+    end
+    local copy = {}
+    for k, v in pairs(opts or {}) do copy[k] = v end
+    self.options = copy
+    self.loss = mg.loss(plugin, opts)
+  end
+  function C:forward(pred, target) return self.loss(pred, target) end
+  function C:extra_repr()
+    local keys = {}
+    for k in pairs(self.options) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(self.options[k]) end
+    return concat(keys, ", ")
+  end
+end
+
+---------------------------------------------------------------------------------------------
 -- utilities
 ---------------------------------------------------------------------------------------------
 
