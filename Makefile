@@ -74,7 +74,7 @@ test: deps all $(CTESTS)
 	MG_BUILD=$(BUILD) prove --exec tools/run-test $(PROVE_FLAGS) $(CTESTS) tests/lua/*.lua
 
 check-asan:
-	$(MAKE) BUILD=build-asan XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 $(MAKE) BUILD=build-asan XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        XLDFLAGS="-fsanitize=address,undefined" OPT="-O1 -g" test
 
 demo: deps all

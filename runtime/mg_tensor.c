@@ -119,7 +119,7 @@ static int check_shape(mg_rt *rt, int ndim, const int64_t *shape, int64_t *numel
       return mg_seterr(rt, "tensor: negative size %lld in shape %s", (long long)shape[d],
                        mg_dims_str(ndim, shape, b, sizeof b));
     }
-    if (shape[d] && n > INT64_MAX / 8 / shape[d]) {
+    if (shape[d] && n > ((int64_t)1 << 46) / 8 / shape[d]) {  /* over 64 TiB: no machine has it */
       char b[128];
       return mg_seterr(rt, "tensor: shape %s is too large", mg_dims_str(ndim, shape, b, sizeof b));
     }

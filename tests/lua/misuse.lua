@@ -10,7 +10,7 @@ local cases = {
   {function() return mg.zeros(1, 1, 1, 1, 1, 1, 1, 1, 1) end, "more than 8 dims", "too many dims"},
   {function() return mg.zeros(2, {dtype = "int8"}) end, "unknown dtype 'int8'", "unknown dtype"},
   {function() return mg.zeros(2, {dtpye = "float64"}) end, "unknown option 'dtpye'", "misspelt option"},
-  {function() return mg.zeros(1e6, 1e6, 1e6) end, "cannot allocate float32 {1000000,1000000,1000000}", "impossibly large shape"},
+  {function() return mg.zeros(1e6, 1e6, 1e6) end, "tensor: shape {1000000,1000000,1000000} is too large", "impossibly large shape"},
   {function() return mg.zeros(2 ^ 40) end, "cannot allocate", "allocation failure is an error"},
   {function() return mg.tensor({{1, 2}, {3}}) end, "ragged", "ragged nested table"},
   {function() return mg.tensor({1, "x"}) end, "expected a number", "non-number in a tensor literal"},
