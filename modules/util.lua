@@ -442,6 +442,32 @@ local function cellnum(s)
   return v
 end
 
+-- ticks for log10 values in [lo, hi]: decades, or 1-2-5 steps when the range is narrow
+local function logticks(lo, hi)
+  local a, b = floor(lo + 1e-9), math.ceil(hi - 1e-9)
+  if b <= a then b = a + 1 end
+  local out = {}
+  if b - a >= 2 then
+    local step = math.max(1, math.ceil((b - a) / 8))
+    local v = a
+    while v < hi + step - 1e-9 do out[#out + 1] = v; v = v + step end
+    return out, out[1], out[#out]
+  end
+  for k = a, b do
+    for _, m in ipairs({ 1, 2, 5 }) do
+      local v = k + math.log(m, 10)
+      if v >= lo - 1e-9 and v <= hi + 1e-9 then out[#out + 1] = v end
+    end
+  end
+  if #out < 3 then                 -- less than a decade: nice linear values, log-placed
+    local lin = ticks(10 ^ lo, 10 ^ hi, 5)
+    out = {}
+    for _, v in ipairs(lin) do if v > 0 then out[#out + 1] = math.log(v, 10) end end
+    if #out < 2 then return ticks(lo, hi, 5) end
+  end
+  return out, math.min(lo, out[1]), math.max(hi, out[#out])
+end
+
 -- the [lo, hi] range of finite values, padded when degenerate
 local function padrange(lo, hi)
   if lo == huge then return 0, 1 end
@@ -485,10 +511,11 @@ local function group_series(series, mode)
   return groups
 end
 
--- mg.util.plot(csv_path, svg_path [, {x=, y=, title=, width=, height=, panels=}])
+-- mg.util.plot(csv_path, svg_path [, {x=, y=, title=, width=, height=, panels=, logy=}])
 --   x: the x column (default "epoch" when present, else the first column); y: a column name
 --   or a list (default every other column with numbers); panels: "auto" (series of very
---   different scales get their own panel), "single" or "separate". Returns svg_path.
+--   different scales get their own panel), "single" or "separate"; logy: log-scale y axes
+--   (values <= 0 become gaps). Returns svg_path.
 function U.plot(csv_path, svg_path, opts)
   if type(csv_path) ~= "string" then error("plot: expected a CSV path, got " .. type(csv_path), 2) end
   if type(svg_path) ~= "string" then error("plot: expected an SVG output path, got " .. type(svg_path), 2) end
@@ -530,6 +557,7 @@ function U.plot(csv_path, svg_path, opts)
   elseif type(ynames) ~= "table" or #ynames == 0 then
     error("plot: 'y' must be a column name or a non-empty list of column names", 2)
   end
+  local logy = opts.logy and true or false
   local panels = opts.panels or "auto"
   if panels ~= "auto" and panels ~= "single" and panels ~= "separate" then
     error("plot: 'panels' must be \"auto\", \"single\" or \"separate\", got " .. tostring(panels), 2)
@@ -543,6 +571,7 @@ function U.plot(csv_path, svg_path, opts)
     local s = { name = name, color = COLORS[(k - 1) % #COLORS + 1], pts = {}, lo = huge, hi = -huge }
     for _, r in ipairs(rows) do
       local x, y = cellnum(r[xi]), cellnum(r[yi])
+      if logy and y then y = y > 0 and math.log(y, 10) or nil end
       if x then
         if y then
           s.pts[#s.pts + 1] = { x, y }
@@ -596,7 +625,13 @@ function U.plot(csv_path, svg_path, opts)
     local lo, hi = huge, -huge
     for _, s in ipairs(g) do if s.lo <= s.hi then lo, hi = min(lo, s.lo), max(hi, s.hi) end end
     lo, hi = padrange(lo, hi)
-    local yt, y0, y1, ydig = ticks(lo, hi, 6)
+    local yt, y0, y1, ydig
+    if logy then
+      if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+      yt, y0, y1 = logticks(lo, hi)
+    else
+      yt, y0, y1, ydig = ticks(lo, hi, 6)
+    end
     local function Y(y) return top + ph - (y - y0) / (y1 - y0) * ph end
     w('<g class="panel" id="panel%d">\n', p)
     w('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>\n', ML, top, pw, ph)
@@ -605,7 +640,7 @@ function U.plot(csv_path, svg_path, opts)
       w('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>\n', ML, yy, ML + pw, yy)
       w('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#444"/>\n', ML - 4, yy, ML, yy)
       w('<text class="ytick" x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>\n',
-        ML - 7, yy, ticklabel(v, ydig))
+        ML - 7, yy, logy and fmt("%g", tonumber(fmt("%.3g", 10 ^ v))) or ticklabel(v, ydig))
     end
     for _, v in ipairs(xt) do
       local xx = X(v)
@@ -618,7 +653,7 @@ function U.plot(csv_path, svg_path, opts)
       xml(xname))
     local names = {}
     for i, s in ipairs(g) do names[i] = s.name end
-    local ylab = concat(names, ", ")
+    local ylab = concat(names, ", ") .. (logy and " (log scale)" or "")
     w('<text class="ylabel" x="%d" y="%.1f" text-anchor="middle" transform="rotate(-90 %d %.1f)">%s</text>\n',
       16, top + ph / 2, 16, top + ph / 2, xml(ylab))
     -- series: one path each, gaps split it into sub-paths; isolated points get a dot

@@ -99,6 +99,18 @@ do -- gaps (nan, empty), an isolated point, a constant series, one row
   T:ok(read(svg):find("no data", 1, true) ~= nil, "header only: an empty plot saying no data")
 end
 
+do -- log-scale y: decade ticks, non-positive values are gaps
+  local rows = { "epoch,loss" }
+  for e = 1, 50 do rows[#rows + 1] = ("%d,%g"):format(e, e == 25 and 0 or 2.3 * math.exp(-e / 6) + 1e-4) end
+  write(csv, table.concat(rows, "\n") .. "\n")
+  U.plot(csv, svg, { logy = true })
+  local s = read(svg)
+  T:eq(table.concat(texts(s, "ytick"), " "), "0.0001 0.001 0.01 0.1 1 10", "logy: decade ticks")
+  T:eq(texts(s, "ylabel")[1], "loss (log scale)", "logy: axis label says so")
+  T:eq(count(s:match('data%-name="loss" d="([^"]*)"'), "M"), 2, "logy: a zero value is a gap")
+  T:ok(finite_coords(s), "logy: finite coordinates")
+end
+
 write(csv, "epoch,loss\n1,0.5\n")
 T:raises(function() U.plot(csv, svg, { y = "foo" }) end,
          ("plot: column 'foo' not in %s (columns: epoch, loss)"):format(csv), "unknown y column")
