@@ -128,6 +128,13 @@ T:eq(m64:float().fc1.weight:dtype(), "float32", "float() converts back")
 T:eq(names(m64), "scale fc1.weight fc1.bias body.1.weight body.1.bias body.3.weight bn.weight bn.bias",
      "names unchanged by to()")
 
+-- zero_grad after a backward
+local zl = nn.Linear(2, 1)
+zl(mg.ones(3, 2)):sum():backward()
+T:near({ zl.weight.grad, zl.bias.grad }, { { { 3, 3 } }, { 3 } }, 0, "gradients accumulate into parameters")
+zl:zero_grad()
+T:near({ zl.weight.grad, zl.bias.grad }, { { { 0, 0 } }, { 0 } }, 0, "zero_grad zeroes them")
+
 -- apply, zero_grad, requires_grad_
 local visited = {}
 net:apply(function(m) visited[#visited + 1] = m.__classname end)
