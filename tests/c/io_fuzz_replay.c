@@ -36,6 +36,5 @@ int main(void) {
   replay("idx", fuzz_idx);
   replay("csv", fuzz_csv);
   unlink(fuzz_tmp());
-  (void)is_num, (void)is_str, (void)like; /* tap.h helpers this test does not need */
   return done_testing();
 }
