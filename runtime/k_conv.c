@@ -101,10 +101,11 @@ static void col2im(mg_dtype dt, const geom *q, void *x, void *col, int64_t n0, i
   if (dt == MG_F32) col2im_f32(q, x, col, n0, nb, g); else col2im_f64(q, x, col, n0, nb, g);
 }
 
-/* images per chunk: the column buffer stays under ~4M elements (at least one image) */
+/* images per chunk: the column buffer stays near 64K elements, so it is still in
+** cache when the gemm reads it (at least one image) */
 static int64_t chunk(const geom *q) {
   int64_t per = q->Cg * q->kh * q->kw * q->OH * q->OW;
-  int64_t nb = per ? ((int64_t)1 << 22) / per : q->N;
+  int64_t nb = per ? ((int64_t)1 << 16) / per : q->N;
   return nb < 1 ? 1 : nb > q->N ? q->N : nb;
 }
 
@@ -319,24 +320,30 @@ static mg_tensor *pool_out(mg_tensor *x, mg_dtype dt, const pgeom *q) {
 }
 
 /* max: y = max over the window (padding is -inf), idx = flat position in the
-** plane of the first maximum (NaN wins, as PyTorch) */
+** plane of the first maximum (a NaN wins, as PyTorch); branch-free selects */
 #define MAXPOOL(T)                                                                                        \
   static void maxpool_##T(const pgeom *q, const T *x, T *y, int64_t *idx) {                                \
+    const int64_t H = q->H, W = q->W, OH = q->OH, OW = q->OW, kh = q->kh, kw = q->kw;                      \
+    const int64_t sh = q->sh, sw = q->sw, ph = q->ph, pw = q->pw;                                          \
     for (int64_t pl = 0; pl < q->P; pl++) {                                                                \
-      const T *xp = x + pl * q->H * q->W;                                                                  \
-      for (int64_t oh = 0; oh < q->OH; oh++)                                                               \
-        for (int64_t ow = 0; ow < q->OW; ow++) {                                                           \
-          int64_t h0 = oh * q->sh - q->ph, w0 = ow * q->sw - q->pw, best = -1;                             \
-          T m = -INFINITY;                                                                                 \
-          for (int64_t i = h0 < 0 ? 0 : h0; i < h0 + q->kh && i < q->H; i++)                               \
-            for (int64_t j = w0 < 0 ? 0 : w0; j < w0 + q->kw && j < q->W; j++) {                           \
-              T v = xp[i * q->W + j];                                                                      \
-              if (best < 0 || v > m || isnan(v)) { m = v; best = i * q->W + j; if (isnan(v)) goto found; } \
+      const T *xp = x + pl * H * W;                                                                        \
+      for (int64_t oh = 0; oh < OH; oh++) {                                                                \
+        int64_t h0 = oh * sh - ph, i0 = h0 < 0 ? 0 : h0, i1 = h0 + kh < H ? h0 + kh : H;                   \
+        for (int64_t ow = 0; ow < OW; ow++) {                                                              \
+          int64_t w0 = ow * sw - pw, j0 = w0 < 0 ? 0 : w0, j1 = w0 + kw < W ? w0 + kw : W;                 \
+          int64_t best = i0 * W + j0;                                                                      \
+          T m = xp[best];                                                                                  \
+          for (int64_t i = i0; i < i1; i++)                                                                \
+            for (int64_t j = j0; j < j1; j++) {                                                            \
+              T v = xp[i * W + j];                                                                         \
+              int take = (v > m) | (v != v); /* NaN propagates, as PyTorch */                               \
+              best = take ? i * W + j : best;                                                              \
+              m = take ? v : m;                                                                            \
             }                                                                                              \
-        found:                                                                                             \
           *y++ = m;                                                                                        \
           if (idx) *idx++ = best;                                                                          \
         }                                                                                                  \
+      }                                                                                                    \
     }                                                                                                      \
   }
 MAXPOOL(float)
