@@ -22,6 +22,9 @@ mg_tensor *mgl_check(lua_State *L, int idx, const char *op);
 mg_tensor *mgl_test(lua_State *L, int idx);          /* NULL if not a (live) tensor */
 /* a tensor, or a number made into a 0-dim tensor of dtype dt (caller releases *tmp) */
 mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_tensor **tmp);
+/* arguments 1 and 2 of a binary op: tensors, or one tensor and a number made
+** into a 0-dim tensor of its dtype (*tmp, which the caller releases) */
+void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp);
 /* push t, taking its reference; t == NULL raises the runtime's error */
 int mgl_push(lua_State *L, mg_tensor *t);
 /* raise the runtime's current error as a Lua error */

@@ -6,14 +6,10 @@
 #include "l_core.h"
 
 static int binop(lua_State *L, mg_binop op, const char *name) {
-  mg_tensor *a = mgl_test(L, 1), *b = mgl_test(L, 2);
-  mg_dtype dt = a ? a->dtype : b ? b->dtype : MG_F32;
-  mg_tensor *ta, *tb;
-  mg_tensor *x = mgl_operand(L, 1, name, dt, &ta);
-  mg_tensor *y = mgl_operand(L, 2, name, dt, &tb);
+  mg_tensor *x, *y, *tmp;
+  mgl_operands(L, name, &x, &y, &tmp);
   mg_tensor *r = mg_binary(op, x, y);
-  mg_release(ta);
-  mg_release(tb);
+  mg_release(tmp);
   return mgl_push(L, r);
 }
 

@@ -44,20 +44,33 @@ mg_rt *mgl_rt(lua_State *L) {
   return b->rt;
 }
 
-/* Lua runs a full collection when tensor memory allocated since the last one
-** passes a threshold that grows with live tensor memory. */
+/* GC pacing. Lua sees only the small box of each tensor, so the bindings tell
+** it about the memory behind: every tensor pushed counts as HEADER_COST bytes
+** plus the storage allocated since, and each STEP_BYTES of that runs an
+** incremental GC step of the same size. Garbage tensors then die in proportion
+** to what they hold, and freed headers and blocks are reused while still in
+** the caches. A full collection backs this up when much memory is allocated
+** quickly (or when an allocation would pass the memory limit). */
+#define HEADER_COST 512
+#define STEP_BYTES ((size_t)256 << 10)
+
 static void on_pressure(mg_rt *rt, void *ud) {
   lua_State *L = ud;
   lua_gc(L, LUA_GCCOLLECT);
-  rt->since_gc = 0;
+  rt->since_gc = rt->since_step = 0;
 }
 
 static void maybe_collect(lua_State *L, mg_rt *rt) {
   size_t threshold = rt->live_bytes / 2;
   if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+  rt->since_step += HEADER_COST;
   if (rt->since_gc > threshold) {
-    rt->since_gc = 0;
+    rt->since_gc = rt->since_step = 0;
     lua_gc(L, LUA_GCCOLLECT);
+  } else if (rt->since_step > STEP_BYTES) {
+    int kb = (int)(rt->since_step >> 10);
+    rt->since_step = 0;
+    lua_gc(L, LUA_GCSTEP, kb);
   }
 }
 
@@ -96,6 +109,22 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
   return b->t;
 }
 
+void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
+  mgl_box *ba = test_box(L, 1), *bb = test_box(L, 2);
+  *tmp = NULL;
+  if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
+  if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
+  if (!ba && !bb) luaL_error(L, "%s: expected a tensor operand, got %s and %s", op, luaL_typename(L, 1), luaL_typename(L, 2));
+  mg_tensor *t = ba ? ba->t : bb->t;
+  int num = ba ? 2 : 1;
+  if (lua_type(L, num) != LUA_TNUMBER)
+    luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, num, luaL_typename(L, num));
+  *tmp = mg_scalar(t->rt, t->dtype, lua_tonumber(L, num));
+  if (!*tmp) mgl_error(L);
+  *x = ba ? t : *tmp;
+  *y = ba ? *tmp : t;
+}
+
 int mgl_error(lua_State *L) {
   return luaL_error(L, "%s", mg_errmsg(mgl_rt(L)));
 }
@@ -131,7 +160,13 @@ int mgl_push(lua_State *L, mg_tensor *t) {
   if (t->rt->anomaly) check_anomaly(L, t);
   mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = t;
-  luaL_setmetatable(L, MGL_TENSOR);
+  rtbox *rb = lua_touserdata(L, lua_upvalueindex(1));
+  if (rb && rb->magic == RTBOX_MAGIC && lua_getiuservalue(L, lua_upvalueindex(1), 1) == LUA_TTABLE)
+    lua_setmetatable(L, -2);  /* the tensor metatable, kept with the runtime box */
+  else {
+    if (rb && rb->magic == RTBOX_MAGIC) lua_pop(L, 1);
+    luaL_setmetatable(L, MGL_TENSOR);
+  }
   maybe_collect(L, t->rt);
   return 1;
 }
@@ -301,7 +336,7 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
   if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
   lua_pop(L, 1);
-  rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  rtbox *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->magic = RTBOX_MAGIC;
   b->rt = rt;
   b->owned = owned;
@@ -324,9 +359,13 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_setfield(L, mg, "version");
 
   mgl_open_tensor(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
   luaL_getmetatable(L, MGL_TENSOR);
   b->tensor_mt = lua_topointer(L, -1);
+  lua_setiuservalue(L, -2, 1);
   lua_pop(L, 1);
+  /* tensors are many short-lived objects: generational collection suits them */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   mgl_open_math(L);
   mgl_open_reduce(L);
   mgl_open_nnf(L);

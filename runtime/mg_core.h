@@ -38,6 +38,7 @@ struct mg_rt {
   /* tensor memory accounting (storage bytes) */
   size_t live_bytes, peak_bytes, mem_limit;  /* mem_limit 0: none */
   size_t since_gc;            /* bytes allocated since the host last collected */
+  size_t since_step;          /* bytes (plus a header cost per tensor) since the last GC step */
   /* called when an allocation would pass mem_limit: the host frees what it can
   ** (the Lua bindings run a full GC cycle); the allocation is retried once. */
   void (*pressure)(mg_rt *rt, void *ud);

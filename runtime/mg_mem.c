@@ -53,6 +53,7 @@ void *mg_mem_alloc(mg_rt *rt, size_t n) {
   size_t acc = c >= 0 ? rounded : n;
   rt->live_bytes += acc;
   rt->since_gc += acc;
+  rt->since_step += acc;
   if (rt->live_bytes > rt->peak_bytes) rt->peak_bytes = rt->live_bytes;
   return p;
 }
