@@ -78,7 +78,7 @@ static int l_conv2d(lua_State *L) {
   opt_pair(L, opts, "padding", "conv2d", o.padding);
   opt_pair(L, opts, "dilation", "conv2d", o.dilation);
   double g = mgl_optnum(L, opts, "groups", 1, "conv2d");
-  if (g != floor(g) || g < 1 || g > 1e6) return luaL_error(L, "conv2d: groups must be a positive integer, got %g", g);
+  if (g != floor(g) || g < 1 || g > 1e6) return luaL_error(L, "conv2d: groups must be a positive integer, got %f", g);
   o.groups = (int)g;
   return mgl_push(L, mg_conv2d(x, w, b, &o));
 }
@@ -214,8 +214,9 @@ static mg_tensor **tensor_list(lua_State *L, int idx, const char *op, int *n) {
 static int catstack(lua_State *L, bool stack) {
   const char *op = stack ? "stack" : "cat";
   int n;
-  if (!lua_istable(L, 1) || mgl_test(L, 1))
-    return luaL_error(L, "%s: argument #1: expected a list of tensors, got %s", op, luaL_typename(L, 1));
+  if (!lua_istable(L, 1))
+    return luaL_error(L, "%s: argument #1: expected a list of tensors, got %s", op,
+                      mgl_test(L, 1) ? "a tensor" : luaL_typename(L, 1));
   lua_rawgeti(L, 1, 1);
   mg_tensor *first = mgl_test(L, -1);
   lua_pop(L, 1);

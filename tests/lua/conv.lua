@@ -2,7 +2,7 @@
 -- every option, misuse errors. Reference values were printed by PyTorch 1.13 (Debian's
 -- python3-torch) with torch.set_default_dtype(torch.float64) and this script (S = sin, C = cos
 -- of 1..n, as the S/C helpers below):
---[[
+--[==[
 import torch, torch.nn.functional as F
 torch.set_default_dtype(torch.float64)
 def S(n, *shape): return torch.arange(1., n+1).sin().view(*shape)
@@ -29,7 +29,7 @@ xg = S(1*2*5*5, 1,2,5,5).requires_grad_(); wg = Cs(3*2*3*3, 3,2,3,3).requires_gr
 y = F.conv2d(xg, wg, bg, stride=2, padding=1)
 (y * torch.arange(1., y.numel()+1).view(y.shape)).sum().backward()
 print("convbw_gx =", lua(xg.grad)); print("convbw_gw =", lua(wg.grad)); print("convbw_gb =", lua(bg.grad))
-]]
+]==]
 local mg = require("moongrad")
 local T = mg.test()
 local D = { dtype = "float64" }

@@ -2,7 +2,7 @@
 -- float64 gradchecks of every option, dropout statistics, misuse errors. Reference values were
 -- printed by PyTorch 1.13 (Debian's python3-torch) with torch.set_default_dtype(torch.float64)
 -- and this script (S = sin, Cs = cos of 1..n, as the S/C helpers below):
---[[
+--[==[
 import torch, torch.nn.functional as F
 torch.set_default_dtype(torch.float64)
 def S(n, *shape): return torch.arange(1., n+1).sin().view(*shape)
@@ -28,7 +28,7 @@ xl = S(24, 2, 3, 4) * 3
 wl = Cs(4, 4); bl = torch.arange(1., 5) / 10
 print("ln_last =", lua(F.layer_norm(xl, (4,), wl, bl, 1e-5)))
 print("ln_last2 =", lua(F.layer_norm(xl, (3, 4), None, None, 1e-5)))
-]]
+]==]
 local mg = require("moongrad")
 local T = mg.test()
 local D = { dtype = "float64" }
