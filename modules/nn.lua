@@ -947,11 +947,22 @@ local function rnn_finish(self, outs, unbatched)
   return y
 end
 
-local function layer_inputs(self, l, x)
-  -- all time steps' input projections at once: (T*B, I) -> (T, B, G*H)
-  local T, B = x:size(1), x:size(2)
-  local gi = mg.linear(x:reshape(T * B, x:size(3)), self["weight_ih_l" .. l], self["bias_ih_l" .. l])
-  return gi:view(T, B, self.gates * self.hidden_size)
+-- the time steps of x (T, B, I) as a list of (B, I) tensors. Steps are kept as separate
+-- tensors all the way (projections per step, outputs stacked once at the end): the backward
+-- of a select from one big (T, ...) tensor costs a full-size gradient per step.
+local function steps(x)
+  local out = {}
+  for t = 1, x:size(1) do out[t] = x:select(1, t) end
+  return out
+end
+
+local function next_layer_inputs(self, l, outs)
+  if l < self.num_layers - 1 and self.dropout > 0 and self.training then
+    local d = {}
+    for t, o in ipairs(outs) do d[t] = mg.dropout(o, self.dropout, true) end
+    return d
+  end
+  return outs
 end
 
 -- LSTM(input_size, hidden_size [, {num_layers = 1, bias = true, batch_first = false, dropout = 0, dtype}])
@@ -966,14 +977,14 @@ function LSTM:forward(x, hx)
   local xs, unbatched, st = rnn_prepare(self, "LSTM", x, hx, 2)
   local H, T = self.hidden_size, xs:size(1)
   local hn, cn = {}, {}
-  local input = xs
+  local input = steps(xs)
   for l = 0, self.num_layers - 1 do
-    local gi = layer_inputs(self, l, input)
     local h, c = st[1]:select(1, l + 1), st[2]:select(1, l + 1)
+    local wih, bih = self["weight_ih_l" .. l], self["bias_ih_l" .. l]
     local whh, bhh = self["weight_hh_l" .. l], self["bias_hh_l" .. l]
     local outs = {}
     for t = 1, T do
-      local g = gi:select(1, t) + mg.linear(h, whh, bhh)
+      local g = mg.linear(input[t], wih, bih) + mg.linear(h, whh, bhh)
       local i = g:narrow(2, 1, H):sigmoid()
       local f = g:narrow(2, H + 1, H):sigmoid()
       local gg = g:narrow(2, 2 * H + 1, H):tanh()
@@ -983,11 +994,7 @@ function LSTM:forward(x, hx)
       outs[t] = h
     end
     hn[l + 1], cn[l + 1] = h, c
-    input = outs
-    if l < self.num_layers - 1 then
-      input = mg.stack(outs, 1)
-      if self.dropout > 0 and self.training then input = mg.dropout(input, self.dropout, true) end
-    end
+    input = next_layer_inputs(self, l, outs)
   end
   local y = rnn_finish(self, input, unbatched)
   local h_n, c_n = mg.stack(hn, 1), mg.stack(cn, 1)
@@ -1007,14 +1014,14 @@ function GRU:forward(x, h0)
   local xs, unbatched, st = rnn_prepare(self, "GRU", x, { h0 }, 1)
   local H, T = self.hidden_size, xs:size(1)
   local hn = {}
-  local input = xs
+  local input = steps(xs)
   for l = 0, self.num_layers - 1 do
-    local gi = layer_inputs(self, l, input)
     local h = st[1]:select(1, l + 1)
+    local wih, bih = self["weight_ih_l" .. l], self["bias_ih_l" .. l]
     local whh, bhh = self["weight_hh_l" .. l], self["bias_hh_l" .. l]
     local outs = {}
     for t = 1, T do
-      local a, b = gi:select(1, t), mg.linear(h, whh, bhh)
+      local a, b = mg.linear(input[t], wih, bih), mg.linear(h, whh, bhh)
       local r = (a:narrow(2, 1, H) + b:narrow(2, 1, H)):sigmoid()
       local z = (a:narrow(2, H + 1, H) + b:narrow(2, H + 1, H)):sigmoid()
       local n = (a:narrow(2, 2 * H + 1, H) + r * b:narrow(2, 2 * H + 1, H)):tanh()
@@ -1022,11 +1029,7 @@ function GRU:forward(x, h0)
       outs[t] = h
     end
     hn[l + 1] = h
-    input = outs
-    if l < self.num_layers - 1 then
-      input = mg.stack(outs, 1)
-      if self.dropout > 0 and self.training then input = mg.dropout(input, self.dropout, true) end
-    end
+    input = next_layer_inputs(self, l, outs)
   end
   local y = rnn_finish(self, input, unbatched)
   local h_n = mg.stack(hn, 1)
