@@ -123,7 +123,7 @@ static int l_batch_norm(lua_State *L) {
   mg_tensor *w = opt_tensor(L, 4, op, "weight"), *b = opt_tensor(L, 5, op, "bias");
   bool training = opt_boolean(L, 6, op, "training", false);
   double momentum = opt_number(L, 7, op, "momentum", 0.1), eps = opt_number(L, 8, op, "eps", 1e-5);
-  if (training && rm && (rm->requires_grad || rv->requires_grad) && mgl_rt(L)->grad_enabled)
+  if (training && ((rm && rm->requires_grad) || (rv && rv->requires_grad)) && mgl_rt(L)->grad_enabled)
     return luaL_error(L, "batch_norm: running_mean and running_var are updated in place and must not require grad");
   return mgl_push(L, mg_batch_norm(x, rm, rv, w, b, training, momentum, eps));
 }

@@ -188,6 +188,9 @@ T:raises(function() mg.batch_norm(z, mg.zeros(3), nil, nil, nil, true) end,
          "batch_norm: running_mean and running_var must be given together", "batch_norm running_mean without running_var")
 T:raises(function() mg.batch_norm(z, nil, nil, 1, nil, true) end,
          "batch_norm: argument #4 (weight): expected a tensor or nil, got number", "batch_norm weight not a tensor")
+T:raises(function() mg.batch_norm(z, mg.zeros(3):requires_grad_(), mg.ones(3), nil, nil, true) end,
+         "batch_norm: running_mean and running_var are updated in place and must not require grad",
+         "batch_norm running stats that require grad")
 T:raises(function() mg.layer_norm(z, 4) end, "layer_norm: input of shape {4,3} does not end with normalized_shape {4}",
          "layer_norm shape mismatch")
 T:raises(function() mg.layer_norm(z, 3, mg.ones(4)) end, "layer_norm: weight of shape {4} does not match normalized_shape {3}",
