@@ -294,36 +294,27 @@ static int optim_load_state_dict(lua_State *L) {
   if (!lua_isnil(L, -1) && (!getnum(L, -1, &ver) || ver != floor(ver)))
     return luaL_error(L, "%s: load_state_dict: 'state_version' must be an integer", who);
   lua_pop(L, 1);
-  /* hyperparameters: check all before changing any */
-  int nh = mg_optim_nhparams(o);
-  double old[64];
+  /* hyperparameters and state: check all before changing any */
   lua_getfield(L, 2, "hparams");
-  int hps = lua_gettop(L);
+  int hps = lua_gettop(L), nv = 0;
+  mg_hpval vals[MAX_OPTS];
   if (!lua_isnil(L, hps) && !lua_istable(L, hps))
     return luaL_error(L, "%s: load_state_dict: 'hparams' must be a table, got %s", who, luaL_typename(L, hps));
   load_state(L, o, 2, false, who);  /* raises on any malformed entry, nothing changed yet */
-  for (int k = 0; k < nh && k < 64; k++) old[k] = mg_optim_hparam_value(o, k);
   if (lua_istable(L, hps)) {
     lua_pushnil(L);
     while (lua_next(L, hps)) {
-      mg_hpval v;
       if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "%s: load_state_dict: hparams keys must be strings", who);
-      v.name = lua_tostring(L, -2);
-      int k = mg_optim_hparam_index(o, v.name);
-      if (k >= 0) sd_hpval(L, -1, mg_optim_hparam_decl(o, k), &v);
-      else to_hpval(L, -1, &v);
-      if (mg_optim_set_hparam(o, &v)) {
-        lua_pushstring(L, mg_errmsg(mgl_rt(L)));
-        for (int j = 0; j < nh && j < 64; j++) {  /* restore */
-          mg_hpval r = {.name = mg_optim_hparam_decl(o, j)->name, .num = old[j],
-                        .type = mg_optim_hparam_decl(o, j)->type == MGP_BOOL ? MG_HV_BOOL : MG_HV_NUM};
-          mg_optim_set_hparam(o, &r);
-        }
-        return luaL_error(L, "%s (in load_state_dict)", lua_tostring(L, -1));
-      }
+      if (nv == MAX_OPTS) return luaL_error(L, "%s: load_state_dict: too many hparams", who);
+      mg_hpval *v = &vals[nv++];
+      v->name = lua_tostring(L, -2);
+      int k = mg_optim_hparam_index(o, v->name);
+      if (k >= 0) sd_hpval(L, -1, mg_optim_hparam_decl(o, k), v);
+      else to_hpval(L, -1, v);
       lua_pop(L, 1);
     }
   }
+  if (mg_optim_set_hparams(o, nv, vals)) return luaL_error(L, "%s (in load_state_dict)", mg_errmsg(mgl_rt(L)));
   mg_optim_state_clear(o);
   load_state(L, o, 2, true, who);
   if (mg_optim_load_finish(o, (int)ver)) return mgl_error(L);
@@ -477,7 +468,10 @@ static int l_plugins(lua_State *L) {
 }
 
 static int l_add_plugin_dir(lua_State *L) {
-  if (mg_plugin_add_dir(mgl_rt(L), luaL_checkstring(L, 1))) return mgl_error(L);
+  const char *dir = luaL_checkstring(L, 1);
+  if (!mg_plugin_script_load_allowed(mgl_rt(L)))
+    return luaL_error(L, "add_plugin_dir: %s: loading plugins from scripts is disabled by the host", dir);
+  if (mg_plugin_add_dir(mgl_rt(L), dir)) return mgl_error(L);
   return 0;
 }
 

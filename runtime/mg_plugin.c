@@ -795,23 +795,29 @@ int mg_optim_hparam_index(const mg_optim *o, const char *name) {
 }
 int mg_optim_state_version(const mg_optim *o) { return o->d.state_version; }
 
-int mg_optim_set_hparam(mg_optim *o, const mg_hpval *v) {
-  int k = mg_optim_hparam_index(o, v->name);
-  if (k < 0) {
-    char list[600];
-    accepted(o->d.hparams, o->d.nhparams, NULL, list, sizeof list);
-    return mg_seterr(o->rt, "%s: unknown option '%s' (accepted: %s)", o->who, v->name, list);
+int mg_optim_set_hparams(mg_optim *o, int n, const mg_hpval *v) {
+  double hp[MAX_HPARAMS], saved[MAX_HPARAMS];
+  memcpy(hp, o->hp, sizeof hp);
+  for (int j = 0; j < n; j++) {
+    int k = mg_optim_hparam_index(o, v[j].name);
+    if (k < 0) {
+      char list[600];
+      accepted(o->d.hparams, o->d.nhparams, NULL, list, sizeof list);
+      return mg_seterr(o->rt, "%s: unknown option '%s' (accepted: %s)", o->who, v[j].name, list);
+    }
+    if (hp_check(o->rt, o->who, &o->d.hparams[k], &v[j], &hp[k])) return -1;
   }
-  double x, old = o->hp[k];
-  if (hp_check(o->rt, o->who, &o->d.hparams[k], v, &x)) return -1;
-  o->hp[k] = x;
+  memcpy(saved, o->hp, sizeof saved);
+  memcpy(o->hp, hp, sizeof hp);  /* validate sees them through host->hparam too */
   ctx_reset(o);
   if (o->d.validate && o->d.validate(&o->ctx, o->hp)) {
-    o->hp[k] = old;
+    memcpy(o->hp, saved, sizeof saved);
     return plugin_fail(o, "invalid options");
   }
   return 0;
 }
+
+int mg_optim_set_hparam(mg_optim *o, const mg_hpval *v) { return mg_optim_set_hparams(o, 1, v); }
 
 int mg_optim_step(mg_optim *o) {
   mg_rt *rt = o->rt;

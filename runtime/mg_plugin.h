@@ -82,6 +82,8 @@ const mgp_hparam *mg_optim_hparam_decl(const mg_optim *o, int k);
 double mg_optim_hparam_value(const mg_optim *o, int k);
 int mg_optim_hparam_index(const mg_optim *o, const char *name);
 int mg_optim_set_hparam(mg_optim *o, const mg_hpval *v);
+/* several at once: all checked (and the plugin's validate run) before any is changed */
+int mg_optim_set_hparams(mg_optim *o, int n, const mg_hpval *v);
 int mg_optim_state_version(const mg_optim *o);
 
 /* state, for checkpoints. i = -1: the optimizer's own entries. Entries keep
