@@ -274,7 +274,15 @@ function Module:add_module(name, m)
 end
 
 -- iterate own entries of one kind (or a set of kinds), in order: name, value
+local function check_self(self)
+  if not is_module(self) then
+    error("nn: module methods are called with ':' on a module instance (m:parameters()), got a " ..
+          type(self), 4)
+  end
+end
+
 local function own(self, kinds)
+  check_self(self)
   local reg = rawget(self, "__mg")
   local out = {}
   for _, name in ipairs(reg.order) do
@@ -303,6 +311,7 @@ end
 
 -- all modules in pre-order (self first) with their dotted names; each module once
 local function named_modules_list(self)
+  check_self(self)
   local out, seen = {}, {}
   local function walk(m, prefix)
     if seen[m] then return end
@@ -367,11 +376,12 @@ function Module:num_parameters(trainable)
 end
 
 function Module:train(mode)
+  check_self(self)
   if mode == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode and true or false) end
   return self
 end
-function Module:eval() return self:train(false) end
+function Module:eval() check_self(self); return self:train(false) end
 
 -- fn(m) on every module, children before parents (PyTorch's apply)
 function Module:apply(fn)
