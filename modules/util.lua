@@ -24,7 +24,7 @@ end
 
 -- keys of a table in a stable order: well-known keys (epoch, step, ..., loss) first, then the rest sorted
 local LEADING = { "epoch", "step", "iter", "batch", "time", "loss" }
-local function ordered_keys(t)
+local function ordered_keys(t, who)
   local keys, seen = {}, {}
   for _, k in ipairs(LEADING) do
     if t[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
@@ -32,7 +32,7 @@ local function ordered_keys(t)
   local rest = {}
   for k in pairs(t) do
     if type(k) ~= "string" then
-      error(fmt("expected string keys in a metrics table, got a %s key", type(k)), 3)
+      error(fmt("%s: expected string keys in a metrics table, got a %s key", who, type(k)), 3)
     end
     if not seen[k] then rest[#rest + 1] = k end
   end
@@ -64,7 +64,7 @@ local function format_info(info)
   if type(info) == "string" then return info end
   if type(info) ~= "table" then return tostring(info) end
   local parts = {}
-  for _, k in ipairs(ordered_keys(info)) do
+  for _, k in ipairs(ordered_keys(info, "progress")) do
     local v = scalar(info[k])
     parts[#parts + 1] = k .. "=" .. (type(v) == "number" and shortnum(v) or tostring(v))
   end
@@ -348,7 +348,7 @@ end
 function Logger:log(row)
   if type(row) ~= "table" then error("Logger:log: expected a table of values, got " .. type(row), 2) end
   if not self.fh then error("Logger:log: " .. self.path .. " is closed", 2) end
-  if not self.columns then self.columns = ordered_keys(row) end
+  if not self.columns then self.columns = ordered_keys(row, "Logger:log") end
   local cols = self.columns
   local index = {}
   for i, c in ipairs(cols) do index[c] = i end
@@ -561,6 +561,12 @@ function U.plot(csv_path, svg_path, opts)
   local panels = opts.panels or "auto"
   if panels ~= "auto" and panels ~= "single" and panels ~= "separate" then
     error("plot: 'panels' must be \"auto\", \"single\" or \"separate\", got " .. tostring(panels), 2)
+  end
+
+  local xnum = 0
+  for _, r in ipairs(rows) do if cellnum(r[xi]) then xnum = xnum + 1 end end
+  if #rows > 0 and xnum == 0 then
+    error(fmt("plot: x column '%s' of %s holds no numbers", xname, csv_path), 2)
   end
 
   -- data

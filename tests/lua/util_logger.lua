@@ -49,6 +49,8 @@ do -- explicit field order, quoting, tensors as numbers, integers vs floats
 end
 os.remove(path)
 
+T:raises(function() U.Logger(path):log{ [1] = 2 } end, "Logger:log: expected string keys in a metrics table, got a number key")
+os.remove(path)
 T:raises(function() U.Logger(42) end, "Logger: expected a file path, got number")
 T:raises(function() U.Logger(path, { "a", "a" }) end, "Logger: field 'a' given twice")
 T:raises(function() U.Logger("/nonexistent-dir/x.csv") end, "Logger: cannot open")
