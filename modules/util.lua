@@ -400,9 +400,10 @@ local function nicenum(x, round)
   return nf * 10 ^ e
 end
 
-local function ticks(lo, hi, n)
+local function ticks(lo, hi, n, minstep)
   local range = nicenum(hi - lo, false)
   local step = nicenum(range / (n - 1), true)
+  if minstep and step < minstep then step = minstep end
   local t0, t1 = floor(lo / step) * step, math.ceil(hi / step) * step
   local digits = max(-floor(math.log(step, 10) + 1e-9), 0)
   local out = {}
@@ -605,8 +606,14 @@ function U.plot(csv_path, svg_path, opts)
       g[#g + 1] = s
     end
   end
+  -- integer x values (epochs, steps) get integer ticks
+  local xint = true
+  for _, s in ipairs(series) do
+    for _, pnt in ipairs(s.pts) do if pnt and pnt[1] ~= floor(pnt[1]) then xint = false end end
+  end
+  if xint and xlo == xhi then xlo, xhi = xlo - 1, xhi + 1 end
   xlo, xhi = padrange(xlo, xhi)
-  local xt, x0, x1, xdig = ticks(xlo, xhi, 6)
+  local xt, x0, x1, xdig = ticks(xlo, xhi, 6, xint and 1 or nil)
 
   -- layout
   local W = opts.width or 720
