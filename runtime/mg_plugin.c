@@ -218,8 +218,8 @@ static int do_register(mgp_ctx *c, const void *desc) {
   if (!e.d.head.version) e.d.head.version = "?";
   mg_entry *dup = find(r, e.kind, h->name);
   if (dup)
-    return ctx_err(c, "plugin '%s': duplicate name (a %s named '%s' is already registered from %s)", nm,
-                   kind_name(e.kind), nm, dup->lib->file);
+    return ctx_err(c, "plugin '%s': duplicate name (%s named '%s' is already registered from %s)", nm,
+                   e.kind == MGP_OPTIM ? "an optimizer" : "a loss", nm, dup->lib->file);
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 16;
     r->e = realloc(r->e, (size_t)r->cap * sizeof *r->e);

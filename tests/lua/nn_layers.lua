@@ -162,6 +162,13 @@ T:near(nn.GELU()(xa), R.gelu, TOL, "GELU (exact)")
 T:near(nn.Softmax(-1)(xa), R.softmax, TOL, "Softmax(-1)")
 T:near(nn.LogSoftmax(1)(xa), R.logsoftmax1, TOL, "LogSoftmax(1)")
 T:ok(rawequal(nn.Identity()(xa), xa), "Identity returns its input")
+-- SiLU and Softplus against their closed forms, evaluated here in Lua
+local silu, softplus = {}, {}
+for i, v in ipairs(xa:contiguous():view(-1):totable()) do
+  silu[i] = v / (1 + math.exp(-v)); softplus[i] = math.log(1 + math.exp(v))
+end
+T:near(nn.SiLU()(xa), silu, TOL, "SiLU = x * sigmoid(x)")
+T:near(nn.Softplus()(xa), softplus, TOL, "Softplus = log(1 + exp(x))")
 local fl = nn.Flatten()(gen(1, 2, 3, 4, 5))
 T:eq(table.concat(fl:shape(), ","), "2,60", "Flatten keeps the batch dim")
 T:eq(table.concat(nn.Flatten(3)(gen(1, 2, 3, 4, 5)):shape(), ","), "2,3,20", "Flatten(3)")

@@ -30,7 +30,7 @@ for _, p in ipairs(mg.plugins()) do if p.name == "lion" then listed = p end end
 T:ok(listed and listed.kind == "optim" and listed.version == "1.0.0" and listed.file == tmp .. "/lion.so",
      "mg.plugins() lists lion with kind, version and file")
 T:raises(function() mg.load_plugin(tmp .. "/lion_cc.so") end,
-  ("load_plugin: %s/lion_cc.so: plugin 'lion': duplicate name (a optim named 'lion' is already registered from %s/lion.so)"):format(tmp, tmp),
+  ("load_plugin: %s/lion_cc.so: plugin 'lion': duplicate name (an optimizer named 'lion' is already registered from %s/lion.so)"):format(tmp, tmp),
   "a second library registering 'lion' is refused")
 T:ok(mg.optim("adam", {mg.zeros(1, {requires_grad = true})}) ~= nil, "the runtime works after the refusal")
 

@@ -62,6 +62,12 @@ static mgp_optim_desc desc = {
   .load = load,
 };
 
+/* NO_FORWARD: a loss without its required callback */
+static const mgp_loss_desc loss = {
+  .head = MGP_HEAD(MGP_LOSS, mgp_loss_desc, "brokenloss", "0.1", NULL),
+  .shape = MGP_ELEMENTWISE,
+};
+
 #ifdef NO_ENTRY
 MGP_EXPORT int plugin_init(const mgp_host *host, mgp_ctx *ctx);
 MGP_EXPORT int plugin_init(const mgp_host *host, mgp_ctx *ctx) {
@@ -91,5 +97,9 @@ MGP_ENTRY(host, ctx) {
 #ifdef NO_REGISTER
   return 0;
 #endif
+#ifdef NO_FORWARD
+  return host->register_plugin(ctx, &loss);
+#endif
+  (void)loss;
   return host->register_plugin(ctx, &desc);
 }
