@@ -819,6 +819,12 @@ function Tanh:forward(x) return x:tanh() end
 local GELU = class("GELU")
 function GELU:forward(x) return x:gelu() end
 
+-- SiLU(): x * sigmoid(x); Softplus(): log(1 + exp(x)) (beta = 1)
+local SiLU = class("SiLU")
+function SiLU:forward(x) return x * x:sigmoid() end
+local Softplus = class("Softplus")
+function Softplus:forward(x) return x:softplus() end
+
 local function dim_init(who)
   return function(self, dim)
     if math.type(dim) ~= "integer" then
