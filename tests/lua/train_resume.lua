@@ -74,6 +74,10 @@ if ca_ok and cb_ok then
     end
   end
   T:eq(names, 6, "MLP state_dict: 3 weights and 3 biases")
+  local m2 = tensors(mg.load(A .. "/epoch-2.safetensors").model, "", {})
+  local moved = 0
+  for k, t in pairs(ma) do moved = math.max(moved, (t - m2[k]):abs():max():item()) end
+  T:ok(moved > 1e-4, ("epoch 3 changed the weights (max |diff| %g), so the comparison means something"):format(moved))
   T:ok(same, ("resumed weights identical to the straight run (max |diff| = %g)"):format(worst))
   -- and the momentum buffers, so a further resume would also be exact
   local oa, ob = ca.optim, cb.optim

@@ -1,0 +1,326 @@
+-- Fashion-MNIST classification: an MLP (784-256-128-10) or a small LeNet-style CNN.
+-- Progress bar, per-epoch metrics (DIR/metrics.csv and DIR/metrics.svg), a checkpoint per
+-- epoch, exact resume.  `moongrad scripts/fashion_mnist.lua --help` lists the options.
+--
+-- Reproducibility: the model is initialised after mg.manual_seed(seed) and every epoch starts
+-- with mg.manual_seed(seed + epoch), so the shuffle of epoch e depends only on (seed, e). A
+-- checkpoint holds the model and optimizer state, the epoch and the settings that shape the
+-- run, so `--resume DIR/epoch-2.safetensors --epochs 3` ends with exactly the weights of an
+-- uninterrupted 3-epoch run.
+local mg = require("moongrad")
+
+local NAME = "fashion_mnist"
+local USAGE = [[
+usage: moongrad scripts/fashion_mnist.lua [options]
+
+  --model mlp|cnn       mlp: 784-256-128-10 with ReLU (default);
+                        cnn: conv 1->8 5x5, ReLU, max-pool 2, conv 8->16 5x5, ReLU,
+                        max-pool 2, linear 256->10
+  --epochs N            train until epoch N (default 5; with --resume, the total count)
+  --lr X                learning rate (default: sgd 0.01 for mlp, 0.05 for cnn;
+                        adam/adamw/rmsprop 0.001; adagrad 0.01)
+  --optim NAME          any optimizer plugin: sgd (momentum 0.9, the default), adam, ...
+  --batch-size N        mini-batch size (default 64)
+  --threads N           worker threads (default: the runner's, see moongrad -t)
+  --seed N              random seed (default 42)
+  --out DIR             metrics.csv, metrics.svg and checkpoints go here
+                        (default runs/fashion_mnist)
+  --resume FILE         continue from a checkpoint written by this script
+  --data DIR            directory of the Fashion-MNIST IDX files (default: $MOONGRAD_DATA,
+                        then /usr/share/datasets/fashion-mnist)
+  --limit N             train on the first N training samples only (quick tests)
+  --test-limit N        evaluate on the first N test samples only (quick tests)
+  --help                this text
+]]
+
+local function usage_error(msg)
+  io.stderr:write(NAME, ": ", msg, "\n(run with --help for the list of options)\n")
+  os.exit(2, true)
+end
+
+-- ---- options ------------------------------------------------------------------------
+
+local function posint(name, v)
+  local n = tonumber(v)
+  if not n or n ~= math.floor(n) or n < 1 or n >= 2^31 then
+    usage_error(("--%s expects a positive integer, got '%s'"):format(name, tostring(v)))
+  end
+  return math.tointeger(n)
+end
+local function posnum(name, v)
+  local n = tonumber(v)
+  if not n or n ~= n or n <= 0 or n == math.huge then
+    usage_error(("--%s expects a positive number, got '%s'"):format(name, tostring(v)))
+  end
+  return n
+end
+local function nonneg(name, v)
+  local n = tonumber(v)
+  if not n or n ~= math.floor(n) or n < 0 or n >= 2^53 then
+    usage_error(("--%s expects a non-negative integer, got '%s'"):format(name, tostring(v)))
+  end
+  return math.tointeger(n)
+end
+local function str(name, v)
+  if v == nil or v == "" then usage_error(("--%s expects a value"):format(name)) end
+  return v
+end
+local function model_name(name, v)
+  if v ~= "mlp" and v ~= "cnn" then
+    usage_error(("--%s expects 'mlp' or 'cnn', got '%s'"):format(name, tostring(v)))
+  end
+  return v
+end
+
+local PARSE = {
+  model = model_name, epochs = posint, lr = posnum, optim = str, ["batch-size"] = posint,
+  threads = posint, seed = nonneg, out = str, resume = str, data = str, limit = posint,
+  ["test-limit"] = posint,
+}
+
+local function parse_args(args)
+  local o = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local k, v = a:match("^%-%-([%w-]+)=(.*)$")
+    if not k then
+      k = a:match("^%-%-([%w-]+)$")
+      if k == "help" then io.stdout:write(USAGE); os.exit(0, true) end
+      if not k or not PARSE[k] then usage_error(("unknown option '%s'"):format(a)) end
+      v = args[i + 1]
+      if v == nil then usage_error(("option --%s expects a value"):format(k)) end
+      i = i + 1
+    elseif not PARSE[k] then
+      usage_error(("unknown option '%s'"):format(a))
+    end
+    if o[k] ~= nil then usage_error(("option --%s given twice"):format(k)) end
+    o[k] = PARSE[k](k, v)
+    i = i + 1
+  end
+  return o
+end
+
+local given = parse_args(arg or {})
+
+-- ---- settings (from the command line, else the checkpoint, else the defaults) -----------
+
+local resume_ckpt
+if given.resume then
+  local ok, c = pcall(mg.load, given.resume)
+  if not ok then usage_error(("--resume: %s"):format(tostring(c))) end
+  if type(c) ~= "table" or c.format ~= "moongrad-fashion-mnist-1" or type(c.model) ~= "table"
+     or type(c.optim) ~= "table" or math.type(c.epoch) ~= "integer" then
+    usage_error(("--resume: %s is not a checkpoint written by scripts/fashion_mnist.lua"):format(given.resume))
+  end
+  resume_ckpt = c
+end
+
+-- settings that shape the trajectory; a resumed run takes them from the checkpoint
+local SHAPING = { "model", "optim", "batch-size", "seed", "limit" }
+local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0,
+                   epochs = 5, out = "runs/fashion_mnist" }
+
+local cfg = {}
+for k, v in pairs(DEFAULTS) do cfg[k] = v end
+if resume_ckpt then
+  for _, k in ipairs(SHAPING) do
+    local saved = resume_ckpt.settings and resume_ckpt.settings[k]
+    if saved == nil then usage_error(("--resume: the checkpoint lacks setting '%s'"):format(k)) end
+    if given[k] ~= nil and given[k] ~= saved then
+      usage_error(("--%s %s conflicts with the checkpoint's %s (resuming must keep it)"):format(
+        k, tostring(given[k]), tostring(saved)))
+    end
+    cfg[k] = saved
+  end
+  cfg.lr = resume_ckpt.settings.lr
+end
+for k, v in pairs(given) do cfg[k] = v end
+if cfg.limit == 0 then cfg.limit = nil end
+
+local DEFAULT_LR = { sgd = { mlp = 0.01, cnn = 0.05 }, adam = 1e-3, adamw = 1e-3, rmsprop = 1e-3,
+                     adagrad = 1e-2 }
+do
+  local found = false
+  local names = {}
+  for _, p in ipairs(mg.plugins()) do
+    if p.kind == "optim" then
+      names[#names + 1] = p.name
+      if p.name == cfg.optim then found = true end
+    end
+  end
+  if not found then
+    usage_error(("--optim: no optimizer named '%s' (available: %s)"):format(cfg.optim, table.concat(names, ", ")))
+  end
+  if not cfg.lr then
+    local d = DEFAULT_LR[cfg.optim]
+    if type(d) == "table" then d = d[cfg.model] end
+    cfg.lr = d or 1e-3
+  end
+end
+
+if cfg.threads then mg.set_num_threads(cfg.threads) end
+
+-- ---- data ---------------------------------------------------------------------------------
+
+local t_start = mg.clock()
+local ok, xtrain, ytrain = pcall(mg.data.fashion_mnist, "train", cfg.data)
+if not ok then io.stderr:write(NAME, ": ", tostring(xtrain), "\n"); os.exit(1, true) end
+local xtest, ytest = mg.data.fashion_mnist("test", cfg.data)
+if cfg.limit and cfg.limit < xtrain:size(1) then
+  xtrain, ytrain = xtrain:narrow(1, 1, cfg.limit), ytrain:narrow(1, 1, cfg.limit)
+end
+if cfg["test-limit"] and cfg["test-limit"] < xtest:size(1) then
+  xtest, ytest = xtest:narrow(1, 1, cfg["test-limit"]), ytest:narrow(1, 1, cfg["test-limit"])
+end
+local ntrain, ntest = xtrain:size(1), xtest:size(1)
+
+-- ---- model, loss, optimizer ------------------------------------------------------------------
+
+local nn = mg.nn
+local function build(kind)
+  if kind == "mlp" then
+    return nn.Sequential {
+      nn.Linear(784, 256), nn.ReLU(),
+      nn.Linear(256, 128), nn.ReLU(),
+      nn.Linear(128, 10),
+    }
+  end
+  return nn.Sequential {
+    nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2),     -- 8 x 12 x 12
+    nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2),    -- 16 x 4 x 4
+    nn.Flatten(), nn.Linear(256, 10),
+  }
+end
+
+mg.manual_seed(cfg.seed)
+local model = build(cfg.model)
+local as_input = cfg.model == "cnn" and function(x) return x:view(x:size(1), 1, 28, 28) end
+                 or function(x) return x end
+local crit = mg.loss("cross_entropy")
+local hyper = { lr = cfg.lr }
+if cfg.optim == "sgd" then hyper.momentum = 0.9 end
+local opt = mg.optim(cfg.optim, model:parameters(), hyper)
+
+local first_epoch = 1
+if resume_ckpt then
+  model:load_state_dict(resume_ckpt.model)
+  opt:load_state_dict(resume_ckpt.optim)
+  opt.lr = cfg.lr
+  first_epoch = resume_ckpt.epoch + 1
+end
+
+-- ---- output directory, metrics --------------------------------------------------------------
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+do
+  local okdir = os.execute("mkdir -p " .. shell_quote(cfg.out))
+  if not okdir then io.stderr:write(NAME, ": cannot create directory ", cfg.out, "\n"); os.exit(1, true) end
+end
+local csv_path, svg_path = cfg.out .. "/metrics.csv", cfg.out .. "/metrics.svg"
+local COLUMNS = { "epoch", "train_loss", "test_loss", "test_acc", "time" }
+
+-- a fresh run starts a fresh CSV; a resumed one keeps the rows up to the checkpoint's epoch
+do
+  local keep = {}
+  local f = io.open(csv_path, "rb")
+  if f then
+    local header = f:read("l")
+    if resume_ckpt and header == table.concat(COLUMNS, ",") then
+      for line in f:lines() do
+        local e = tonumber(line:match("^([^,]*),"))
+        if e and e < first_epoch then keep[#keep + 1] = line end
+      end
+    end
+    f:close()
+    os.remove(csv_path)
+  end
+  if #keep > 0 then
+    local w = assert(io.open(csv_path, "wb"))
+    w:write(table.concat(COLUMNS, ","), "\n", table.concat(keep, "\n"), "\n")
+    w:close()
+  end
+end
+local logger = mg.util.Logger(csv_path, COLUMNS)
+
+-- ---- training ---------------------------------------------------------------------------------
+
+local function nparams(m)
+  local n = 0
+  for _, p in ipairs(m:parameters()) do n = n + p:numel() end
+  return n
+end
+
+print(("%s: %s (%d parameters), %s lr=%g%s, batch %d, epochs %d..%d, seed %d, %d thread%s"):format(
+  NAME, cfg.model, nparams(model), cfg.optim, cfg.lr, cfg.optim == "sgd" and " momentum=0.9" or "",
+  cfg["batch-size"], first_epoch, cfg.epochs, cfg.seed, mg.get_num_threads(),
+  mg.get_num_threads() == 1 and "" or "s"))
+print(("data: %d training, %d test images%s"):format(ntrain, ntest,
+  resume_ckpt and (", resuming from " .. given.resume .. " (epoch " .. resume_ckpt.epoch .. ")") or ""))
+if first_epoch > cfg.epochs then
+  print(("nothing to do: the checkpoint is at epoch %d and --epochs is %d"):format(first_epoch - 1, cfg.epochs))
+  return
+end
+
+local loader = mg.data.DataLoader({ xtrain, ytrain }, { batch_size = cfg["batch-size"], shuffle = true })
+
+-- mean loss and accuracy (%) over a data set, without recording a graph
+local function evaluate(x, y)
+  model:eval()
+  local loss_sum, correct, n = 0, 0, x:size(1)
+  mg.no_grad(function()
+    local bs = 1000
+    for s = 1, n, bs do
+      local len = math.min(bs, n - s + 1)
+      local xb, yb = x:narrow(1, s, len), y:narrow(1, s, len)
+      local out = model(as_input(xb))
+      loss_sum = loss_sum + crit(out, yb):item() * len
+      correct = correct + out:argmax(2):eq(yb):sum():item()
+    end
+  end)
+  model:train()
+  return loss_sum / n, 100 * correct / n
+end
+
+local function checkpoint(epoch)
+  local settings = { lr = cfg.lr }
+  for _, k in ipairs(SHAPING) do settings[k] = cfg[k] end
+  settings.limit = cfg.limit or 0
+  local c = { format = "moongrad-fashion-mnist-1", epoch = epoch, settings = settings,
+              model = model:state_dict(), optim = opt:state_dict() }
+  local path = ("%s/epoch-%d.safetensors"):format(cfg.out, epoch)
+  mg.save(path, c)
+  mg.save(cfg.out .. "/last.safetensors", c)
+  return path
+end
+
+local train_time = 0
+for epoch = first_epoch, cfg.epochs do
+  mg.manual_seed(cfg.seed + epoch)           -- the shuffle depends on (seed, epoch) only
+  model:train()
+  local t0 = mg.clock()
+  local bar = mg.util.progress(#loader, { label = ("epoch %d/%d"):format(epoch, cfg.epochs) })
+  local loss_sum, seen = 0, 0
+  for xb, yb in loader:iter() do
+    opt:zero_grad()
+    local loss = crit(model(as_input(xb)), yb)
+    loss:backward()
+    opt:step()
+    local b = xb:size(1)
+    loss_sum, seen = loss_sum + loss:item() * b, seen + b
+    bar:advance(1, { loss = loss_sum / seen })
+  end
+  bar:done()
+  local dt = mg.clock() - t0
+  train_time = train_time + dt
+  local train_loss = loss_sum / seen
+  local test_loss, acc = evaluate(xtest, ytest)
+  print(("epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.1f s, %.0f img/s)"):format(
+    epoch, cfg.epochs, train_loss, test_loss, acc, dt, seen / dt))
+  logger:log { epoch = epoch, train_loss = train_loss, test_loss = test_loss, test_acc = acc, time = dt }
+  mg.util.plot(csv_path, svg_path, { x = "epoch", y = { "train_loss", "test_loss", "test_acc" } })
+  checkpoint(epoch)
+end
+logger:close()
+print(("done: %.1f s training, %.1f s total; metrics in %s and %s, checkpoint %s/last.safetensors"):format(
+  train_time, mg.clock() - t_start, csv_path, svg_path, cfg.out))
