@@ -120,6 +120,8 @@ static int l_range(lua_State *L) {
   int opts = lua_type(L, 3) == LUA_TNUMBER ? 4 : 3;
   mgl_checkopts(L, opts, create_opts, "range");
   if (step == 0 || isnan(step)) return mgl_errorf(L, "range: step must be nonzero, got %g", step);
+  if (!isfinite(a) || !isfinite(b) || !isfinite(step))
+    return mgl_errorf(L, "range: bounds and step must be finite, got %g, %g, %g", a, b, step);
   double cnt = floor((b - a) / step + 1e-9) + 1;
   if (cnt < 0) cnt = 0;
   if (cnt > 1e12) return mgl_errorf(L, "range: %g elements is too many", cnt);
