@@ -90,7 +90,7 @@ T:eq((8 + hlen) % 8, 0, "data section aligned to 8 bytes")
 
 -- state_dict-style flat dotted keys: saved under the dotted names, loaded as they were
 local sd = { ["1.weight"] = w1, ["1.bias"] = b1, ["fc.out.weight"] = big, ["bn.num_batches_tracked"] = 3 }
-mg.save(P("sd.st"), { model = sd, nested = { [1] = { weight = w1 } }, str = { ["3"] = "s", [3] = "i" } })
+mg.save(P("sd.st"), { model = sd, nested = { [1] = { weight = w1 } }, str = { ["3"] = "s", [4] = "i" } })
 local l = mg.load(P("sd.st"))
 T:ok(same_tensor(l.model["1.weight"], w1), "key '1.weight' comes back as one key")
 T:ok(same_tensor(l.model["fc.out.weight"], big), "key 'fc.out.weight' comes back as one key")
@@ -98,13 +98,16 @@ T:eq(l.model.bn, nil, "... not as nested tables")
 T:eq(l.model["bn.num_batches_tracked"], 3, "a dotted key with a number")
 T:ok(same_tensor(l.nested[1].weight, w1), "a real nested table next to them stays nested")
 T:eq(l.str["3"], "s", "string key '3' stays a string")
-T:eq(l.str[3], "i", "integer key 3 stays an integer")
+T:eq(l.str[4], "i", "integer key 4 stays an integer")
+T:eq(l.str[3], nil, "... and '3' is not an integer key")
 local raw = readall(P("sd.st"))
 T:ok(raw:find('"model.1.weight":{', 1, true) ~= nil, "the file names the tensor 'model.1.weight'")
 T:ok(raw:find('\\"model.1.weight\\":[\\"ss\\",\\"model\\",\\"1.weight\\"]', 1, true) ~= nil,
      "moongrad.keys records the keys of 'model.1.weight'")
 T:raises(function() mg.save(P("e.st"), { a = { ["b.c"] = 1 }, ["a.b"] = { c = 2 } }) end,
          "two values would both be saved as 'a.b.c'", "two spellings of one dotted name")
+T:raises(function() mg.save(P("e.st"), { ["3"] = 1, [3] = 2 }) end, "two values would both be saved as '3'",
+         "string key '3' next to integer key 3")
 
 -- a bare tensor
 mg.save(P("t.safetensors"), big)
