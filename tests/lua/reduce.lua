@@ -172,6 +172,29 @@ for _, dt in ipairs({"float32", "float64"}) do
   local zv, zi = Z:max(2)
   near(zv, R.Zmax2, "max(2) of a narrowed view")
   near(zi, R.Zimax2, "max(2) indices of a narrowed view")
+  -- a transposed matrix and permuted tensors are reduced in place: same values as their copies
+  local M = X:view(6, 4):t()
+  local Mc = M:contiguous()
+  for d = 1, 2 do
+    near(M:sum(d), Mc:sum(d), "sum(" .. d .. ") of a transposed matrix")
+    near(M:var(d, true), Mc:var(d, true), "var(" .. d .. ", true) of a transposed matrix")
+    near(M:logsumexp(d), Mc:logsumexp(d), "logsumexp(" .. d .. ") of a transposed matrix")
+    local v1, i1 = M:max(d)
+    local v2, i2 = Mc:min(d)
+    near(v1, (Mc:max(d)), "max(" .. d .. ") of a transposed matrix")
+    near(i1, select(2, Mc:max(d)), "max(" .. d .. ") indices of a transposed matrix")
+    near((M:min(d)), v2, "min(" .. d .. ") of a transposed matrix")
+    near(select(2, M:min(d)), i2, "min(" .. d .. ") indices of a transposed matrix")
+  end
+  near(M:argmax(), Mc:argmax(), "argmax() of a transposed matrix is a flat index in its own order")
+  local P = X:permute(3, 1, 2)
+  near(P:sum(), R.sum, "sum() of a permuted tensor")
+  near(P:var(), R.var, "var() of a permuted tensor")
+  near(P:prod(), R.prod, "prod() of a permuted tensor")
+  near(P:max(), R.max, "max() of a permuted tensor")
+  near(P:logsumexp(), R.lse, "logsumexp() of a permuted tensor")
+  near(P:norm(3), R.norm[3], "norm(3) of a permuted tensor")
+  near(P:argmin(), P:contiguous():argmin(), "argmin() of a permuted tensor")
   -- ties: the first occurrence, as PyTorch
   local tie = mg.tensor({{1, 3, 3, 2}, {5, 5, 1, 5}}, {dtype = dt})
   local tv, ti = tie:max(2)
@@ -247,6 +270,13 @@ for _, name in ipairs(names) do
   end
   gc(name .. " of a transposed view", function(t) return f(t:transpose(1, 3), 2) end, {x})
   gc(name .. " of a narrowed view", function(t) return f(t:narrow(3, 2, 2), 3, true) end, {x})
+end
+local m2 = rnd(4, 3)
+for _, name in ipairs(names) do
+  for _, d in ipairs({1, 2}) do
+    gc(name .. " of a transposed matrix over dim " .. d, function(t) return ops[name](t:t(), d) end, {m2})
+  end
+  gc(name .. "() of a permuted tensor", function(t) return ops[name](t:permute(3, 1, 2)) end, {x})
 end
 for _, p in ipairs({2, 1, 3, 1.5, 0.5, math.huge, -math.huge}) do
   gc(("norm(%g)"):format(p), function(t) return t:norm(p) end, {x})
