@@ -670,8 +670,8 @@ local function bn_init(self, who, n, opts)
   self.num_features = posint(who, "num_features", n)
   self.eps = o.eps or 1e-5
   if o.momentum == false then self.momentum = false else self.momentum = o.momentum or 0.1 end
-  if type(self.eps) ~= "number" or self.eps <= 0 then error(who .. ": eps must be a positive number", 3) end
-  if self.momentum and (type(self.momentum) ~= "number" or self.momentum < 0 or self.momentum > 1) then
+  if type(self.eps) ~= "number" or not (self.eps > 0) then error(who .. ": eps must be a positive number", 3) end
+  if self.momentum and (type(self.momentum) ~= "number" or not (self.momentum >= 0 and self.momentum <= 1)) then
     error(fmt("%s: momentum must be in [0, 1] or false, got %s", who, tostring(self.momentum)), 3)
   end
   self.affine = o.affine ~= false
@@ -768,7 +768,7 @@ end
 local Dropout = class("Dropout")
 function Dropout:init(p)
   p = p == nil and 0.5 or p
-  if type(p) ~= "number" or p < 0 or p > 1 then
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then
     error("Dropout: p must be a probability in [0, 1], got " .. tostring(p), 2)
   end
   self.p = p
@@ -898,7 +898,7 @@ local function rnn_init(self, who, gates, inf, hidden, opts)
   self.bias = o.bias ~= false
   self.batch_first = o.batch_first == true
   self.dropout = o.dropout or 0
-  if type(self.dropout) ~= "number" or self.dropout < 0 or self.dropout > 1 then
+  if type(self.dropout) ~= "number" or not (self.dropout >= 0 and self.dropout <= 1) then
     error(fmt("%s: dropout must be in [0, 1], got %s", who, tostring(self.dropout)), 3)
   end
   self.gates = gates
@@ -1117,7 +1117,7 @@ function nn.clip_grad_norm(params, max_norm, norm_type)
     error("clip_grad_norm: max_norm must be a non-negative number, got " .. tostring(max_norm), 2)
   end
   norm_type = norm_type or 2
-  if type(norm_type) ~= "number" or norm_type <= 0 then
+  if type(norm_type) ~= "number" or not (norm_type > 0) then
     error("clip_grad_norm: norm_type must be a positive number or math.huge, got " .. tostring(norm_type), 2)
   end
   local grads = {}
