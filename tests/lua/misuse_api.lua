@@ -300,7 +300,7 @@ for _, c in ipairs(cases) do
   else
     n = n + 1
     T:raises(c[1], c[2], c[3])
-    if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring(select(2, pcall(c[1])))) end
+    if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring((select(2, pcall(c[1]))))) end
   end
 end
 T:ok(n >= 150, ("at least 150 misuse cases here (%d)"):format(n))
