@@ -52,53 +52,60 @@ static void col_range(int64_t W, int64_t OW, int s, int p, int64_t off, int64_t 
 }
 
 /* im2col over images n0..n0+nb-1 and channel group g: col[K][nb*L], K = Cg*kh*kw,
-** L = OH*OW, column (n-n0)*L + oh*OW + ow. col2im is its adjoint (accumulates). */
-#define IM2COL(T, NAME, ACC)                                                                            \
-  static void NAME(const geom *q, T *x, T *col, int64_t n0, int64_t nb, int64_t g) {                    \
-    int64_t L = q->OH * q->OW, ld = nb * L;                                                             \
-    for (int64_t c = 0; c < q->Cg; c++)                                                                 \
-      for (int64_t ki = 0; ki < q->kh; ki++)                                                            \
-        for (int64_t kj = 0; kj < q->kw; kj++) {                                                        \
-          T *row = col + ((c * q->kh + ki) * q->kw + kj) * ld;                                          \
-          int64_t off = kj * q->dw - q->pw, lo, hi;                                                     \
-          col_range(q->W, q->OW, q->sw, q->pw, kj * q->dw, &lo, &hi);                                   \
-          for (int64_t n = 0; n < nb; n++) {                                                            \
-            T *plane = x + ((n0 + n) * q->C + g * q->Cg + c) * q->H * q->W;                             \
-            T *r = row + n * L;                                                                         \
-            for (int64_t oh = 0; oh < q->OH; oh++, r += q->OW) {                                        \
-              int64_t ih = oh * q->sh - q->ph + ki * q->dh;                                             \
-              if (ih < 0 || ih >= q->H) { ACC(ZERO_ALL); continue; }                                    \
-              T *src = plane + ih * q->W;                                                               \
-              ACC(ZERO_EDGES);                                                                          \
-              if (q->sw == 1) for (int64_t ow = lo; ow < hi; ow++) ACC(MOVE1);                          \
-              else for (int64_t ow = lo; ow < hi; ow++) ACC(MOVES);                                     \
-            }                                                                                           \
-          }                                                                                             \
-        }                                                                                               \
+** L = OH*OW, column (n-n0)*L + oh*OW + ow; zeros where the kernel hangs over the
+** padding. col2im is its adjoint: it adds the columns back into the image. */
+#define IM2COL(T)                                                                                      \
+  static void im2col_##T(const geom *q, const T *x, T *col, int64_t n0, int64_t nb, int64_t g) {        \
+    int64_t L = q->OH * q->OW, OW = q->OW, sw = q->sw;                                                 \
+    for (int64_t c = 0; c < q->Cg; c++)                                                                \
+      for (int64_t ki = 0; ki < q->kh; ki++)                                                           \
+        for (int64_t kj = 0; kj < q->kw; kj++) {                                                       \
+          T *r = col + ((c * q->kh + ki) * q->kw + kj) * nb * L;                                       \
+          int64_t off = kj * q->dw - q->pw, lo, hi;                                                    \
+          col_range(q->W, OW, q->sw, q->pw, kj * q->dw, &lo, &hi);                                     \
+          for (int64_t n = 0; n < nb; n++) {                                                           \
+            const T *plane = x + ((n0 + n) * q->C + g * q->Cg + c) * q->H * q->W;                      \
+            for (int64_t oh = 0; oh < q->OH; oh++, r += OW) {                                          \
+              int64_t ih = oh * q->sh - q->ph + ki * q->dh;                                            \
+              if (ih < 0 || ih >= q->H) { memset(r, 0, sizeof(T) * (size_t)OW); continue; }           \
+              const T *src = plane + ih * q->W;                                                        \
+              for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0;                                           \
+              if (sw == 1) { if (hi > lo) memcpy(r + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo)); } \
+              else for (int64_t ow = lo; ow < hi; ow++) r[ow] = src[ow * sw + off];                    \
+              for (int64_t ow = hi; ow < OW; ow++) r[ow] = 0;                                          \
+            }                                                                                          \
+          }                                                                                            \
+        }                                                                                              \
+  }                                                                                                    \
+  static void col2im_##T(const geom *q, T *x, const T *col, int64_t n0, int64_t nb, int64_t g) {        \
+    int64_t L = q->OH * q->OW, OW = q->OW, sw = q->sw;                                                 \
+    for (int64_t c = 0; c < q->Cg; c++)                                                                \
+      for (int64_t ki = 0; ki < q->kh; ki++)                                                           \
+        for (int64_t kj = 0; kj < q->kw; kj++) {                                                       \
+          const T *r = col + ((c * q->kh + ki) * q->kw + kj) * nb * L;                                 \
+          int64_t off = kj * q->dw - q->pw, lo, hi;                                                    \
+          col_range(q->W, OW, q->sw, q->pw, kj * q->dw, &lo, &hi);                                     \
+          for (int64_t n = 0; n < nb; n++) {                                                           \
+            T *plane = x + ((n0 + n) * q->C + g * q->Cg + c) * q->H * q->W;                            \
+            for (int64_t oh = 0; oh < q->OH; oh++, r += OW) {                                          \
+              int64_t ih = oh * q->sh - q->ph + ki * q->dh;                                            \
+              if (ih < 0 || ih >= q->H) continue;                                                      \
+              T *restrict dst = plane + ih * q->W;                                                     \
+              const T *restrict s = r;                                                                 \
+              if (sw == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow + off] += s[ow];                \
+              else for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw + off] += s[ow];                   \
+            }                                                                                          \
+          }                                                                                            \
+        }                                                                                              \
   }
-/* im2col: fill the row from the image, zeros outside */
-#define TO_COL(what) TO_COL_##what
-#define TO_COL_ZERO_ALL for (int64_t ow = 0; ow < q->OW; ow++) r[ow] = 0
-#define TO_COL_ZERO_EDGES do { for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0; \
-                               for (int64_t ow = hi; ow < q->OW; ow++) r[ow] = 0; } while (0)
-#define TO_COL_MOVE1 r[ow] = src[ow + off]
-#define TO_COL_MOVES r[ow] = src[ow * q->sw + off]
-/* col2im: add the row back into the image, nothing outside */
-#define FROM_COL(what) FROM_COL_##what
-#define FROM_COL_ZERO_ALL (void)0
-#define FROM_COL_ZERO_EDGES (void)0
-#define FROM_COL_MOVE1 src[ow + off] += r[ow]
-#define FROM_COL_MOVES src[ow * q->sw + off] += r[ow]
-IM2COL(float, im2col_f32, TO_COL)
-IM2COL(double, im2col_f64, TO_COL)
-IM2COL(float, col2im_f32, FROM_COL)
-IM2COL(double, col2im_f64, FROM_COL)
+IM2COL(float)
+IM2COL(double)
 
 static void im2col(mg_dtype dt, const geom *q, void *x, void *col, int64_t n0, int64_t nb, int64_t g) {
-  if (dt == MG_F32) im2col_f32(q, x, col, n0, nb, g); else im2col_f64(q, x, col, n0, nb, g);
+  if (dt == MG_F32) im2col_float(q, x, col, n0, nb, g); else im2col_double(q, x, col, n0, nb, g);
 }
 static void col2im(mg_dtype dt, const geom *q, void *x, void *col, int64_t n0, int64_t nb, int64_t g) {
-  if (dt == MG_F32) col2im_f32(q, x, col, n0, nb, g); else col2im_f64(q, x, col, n0, nb, g);
+  if (dt == MG_F32) col2im_float(q, x, col, n0, nb, g); else col2im_double(q, x, col, n0, nb, g);
 }
 
 /* images per chunk: the column buffer stays near 64K elements, so it is still in
@@ -167,10 +174,10 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
     int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
     for (int64_t gr = 0; gr < q.G; gr++) {
       shuffle(dt, &q, mg_data(g), tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
-      if (nbias) for (int64_t o = 0; o < q.Og; o++) {
+      if (nbias) for (int64_t o = 0; o < q.Og; o++) {  /* gb = sum of gout over images and positions */
         double s = 0;
-        for (int64_t p = 0; p < m * L; p++)
-          s += dt == MG_F32 ? ((float *)tmp)[o * m * L + p] : ((double *)tmp)[o * m * L + p];
+        if (dt == MG_F32) { const float *t = (const float *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
+        else { const double *t = (const double *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
         if (dt == MG_F32) mg_f32(gb)[gr * q.Og + o] += (float)s; else mg_f64(gb)[gr * q.Og + o] += s;
       }
       char *wg = (char *)mg_data(w) + es * (size_t)(gr * q.Og * K);
