@@ -10,24 +10,26 @@
 
 mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
-/* a number or a {h, w} pair of integers, from the value at idx */
+/* the integer at idx (integral floats too), or false */
+static bool as_int(lua_State *L, int idx, int *out) {
+  int ok;
+  lua_Integer v = lua_tointegerx(L, idx, &ok);
+  if (!ok || lua_type(L, idx) != LUA_TNUMBER || v < -1000000 || v > 1000000) return false;
+  *out = (int)v;
+  return true;
+}
+
+/* an integer or a {h, w} pair of integers, from the value at idx */
 static void int_pair(lua_State *L, int idx, const char *op, const char *what, int out[2]) {
-  if (lua_isinteger(L, idx)) {
-    lua_Integer v = lua_tointeger(L, idx);
-    if (v < -1000000 || v > 1000000) luaL_error(L, "%s: %s %d is out of range", op, what, (int)v);
-    out[0] = out[1] = (int)v;
-    return;
-  }
-  if (lua_istable(L, idx) && !mgl_test(L, idx) && lua_rawlen(L, idx) == 2) {
+  if (as_int(L, idx, &out[0])) { out[1] = out[0]; return; }
+  if (lua_istable(L, idx) && lua_rawlen(L, idx) == 2) {
     for (int k = 0; k < 2; k++) {
       lua_rawgeti(L, idx, k + 1);
-      if (!lua_isinteger(L, -1)) luaL_error(L, "%s: %s must be an integer or a {h, w} pair of integers", op, what);
-      lua_Integer v = lua_tointeger(L, -1);
-      if (v < -1000000 || v > 1000000) luaL_error(L, "%s: %s %d is out of range", op, what, (int)v);
-      out[k] = (int)v;
+      bool ok = as_int(L, -1, &out[k]);
       lua_pop(L, 1);
+      if (!ok) break;
+      if (k == 1) return;
     }
-    return;
   }
   luaL_error(L, "%s: %s must be an integer or a {h, w} pair of integers, got %s", op, what,
              lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));

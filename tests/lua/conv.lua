@@ -79,6 +79,7 @@ T:near(mg.avg_pool2d(xp, 3, { stride = 2, padding = 1 }), R.avgpool_k3s2p1, 1e-1
 T:near(mg.avg_pool2d(xp, 2, { stride = 1 }), R.avgpool_k2s1, 1e-12, "avg_pool2d k2 s1")
 T:near(mg.max_pool2d(xp:float(), { 2, 2 }), R.maxpool_k2, 1e-6, "max_pool2d float32, kernel as a pair")
 T:eq(table.concat(mg.max_pool2d(xp[1], 2):shape(), ","), "2,2,2", "max_pool2d on a 3-D input")
+T:near(mg.max_pool2d(xp, 4 / 2), R.maxpool_k2, 1e-12, "max_pool2d accepts an integral float kernel size")
 
 -- ---- backward values -------------------------------------------------------------------
 do
@@ -174,6 +175,8 @@ T:raises(function() mg.max_pool2d(x4, 2, { padding = 2 }) end,
 T:raises(function() mg.avg_pool2d(x4, 0) end, "avg_pool2d: kernel size {0,0} must be >= 1", "avg_pool2d kernel 0")
 T:raises(function() mg.avg_pool2d(x4, 9) end, "avg_pool2d: input of shape {2,3,8,8} is smaller than the kernel {9,9}",
          "avg_pool2d kernel larger than input")
+T:raises(function() mg.max_pool2d(x4, 2.5) end, "max_pool2d: kernel size must be an integer or a {h, w} pair of integers, got 2.5",
+         "max_pool2d fractional kernel")
 T:raises(function() mg.max_pool2d(x4) end, "max_pool2d: argument #2: expected a kernel size, got no value", "max_pool2d no kernel")
 T:raises(function() mg.max_pool2d(x4, 2, { dilation = 2 }) end, "max_pool2d: unknown option 'dilation'", "max_pool2d unknown option")
 
