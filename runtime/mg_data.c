@@ -90,28 +90,31 @@ static const char *idx_type(int code, size_t *size) {
   }
 }
 
+static uint32_t be32(const unsigned char *q) {
+  return (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+}
+
+/* n big-endian values of IDX type code into floats */
 static void idx_convert(int code, const unsigned char *p, int64_t n, float *out) {
-  for (int64_t i = 0; i < n; i++) {
-    switch (code) {
-    case 0x08: out[i] = p[i]; break;
-    case 0x09: out[i] = (int8_t)p[i]; break;
-    case 0x0B: out[i] = (int16_t)(p[2 * i] << 8 | p[2 * i + 1]); break;
-    case 0x0C: case 0x0D: {
-      const unsigned char *q = p + 4 * i;
-      uint32_t u = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
-      if (code == 0x0C) out[i] = (float)(int32_t)u;
-      else memcpy(&out[i], &u, 4);
-      break;
+  switch (code) {
+  case 0x08: for (int64_t i = 0; i < n; i++) out[i] = p[i]; break;
+  case 0x09: for (int64_t i = 0; i < n; i++) out[i] = (int8_t)p[i]; break;
+  case 0x0B: for (int64_t i = 0; i < n; i++) out[i] = (int16_t)(p[2 * i] << 8 | p[2 * i + 1]); break;
+  case 0x0C: for (int64_t i = 0; i < n; i++) out[i] = (float)(int32_t)be32(p + 4 * i); break;
+  case 0x0D:
+    for (int64_t i = 0; i < n; i++) {
+      uint32_t u = be32(p + 4 * i);
+      memcpy(&out[i], &u, 4);
     }
-    case 0x0E: {
-      uint64_t u = 0;
-      for (int k = 0; k < 8; k++) u = u << 8 | p[8 * i + k];
+    break;
+  case 0x0E:
+    for (int64_t i = 0; i < n; i++) {
+      uint64_t u = (uint64_t)be32(p + 8 * i) << 32 | be32(p + 8 * i + 4);
       double d;
       memcpy(&d, &u, 8);
       out[i] = (float)d;
-      break;
     }
-    }
+    break;
   }
 }
 
@@ -147,8 +150,7 @@ static int idx_read(stream *s, mgio_array *out, mgio_alloc_fn alloc, void *ud, c
   uint64_t numel = 1, nz = 1;
   char dims[160] = "";
   for (int i = 0; i < ndim; i++) {
-    const unsigned char *q = h + 4 + 4 * i;
-    uint64_t d = (uint64_t)q[0] << 24 | (uint64_t)q[1] << 16 | (uint64_t)q[2] << 8 | q[3];
+    uint64_t d = be32(h + 4 + 4 * i);
     out->shape[i] = (int64_t)d;
     if (d && nz > ((uint64_t)1 << 48) / d)
       return mgio_err(err, errlen, "%s: IDX header promises an implausible number of values", nm);
