@@ -133,6 +133,8 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
   R->used += R->budget < BUDGET_STEP ? R->budget : BUDGET_STEP;
   if (R->used >= R->budget) {
     R->budget_hit = true;
+    /* from now on every instruction raises, so no pcall loop can outlast it */
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "instruction budget exhausted (%I instructions per call)", (lua_Integer)R->budget);
   }
 }
