@@ -210,7 +210,7 @@ end
 -- bar:advance([k [, info]]): k more items done (default 1)
 function Bar:advance(k, info)
   k = k or 1
-  if type(k) ~= "number" then
+  if type(k) ~= "number" or isnan(k) then
     error("progress:advance: expected a number of items, got " .. tostring(k), 2)
   end
   return self:update(self.n + k, info)
