@@ -10,22 +10,23 @@
 
 mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
-/* the integer at idx (integral floats too), or false */
-static bool as_int(lua_State *L, int idx, int *out) {
+/* the integer at idx (integral floats too), or false; an error when out of range */
+static bool as_int(lua_State *L, int idx, const char *op, const char *what, int *out) {
   int ok;
   lua_Integer v = lua_tointegerx(L, idx, &ok);
-  if (!ok || lua_type(L, idx) != LUA_TNUMBER || v < -1000000 || v > 1000000) return false;
+  if (!ok || lua_type(L, idx) != LUA_TNUMBER) return false;
+  if (v < -1000000 || v > 1000000) luaL_error(L, "%s: %s %I is out of range", op, what, v);
   *out = (int)v;
   return true;
 }
 
 /* an integer or a {h, w} pair of integers, from the value at idx */
 static void int_pair(lua_State *L, int idx, const char *op, const char *what, int out[2]) {
-  if (as_int(L, idx, &out[0])) { out[1] = out[0]; return; }
+  if (as_int(L, idx, op, what, &out[0])) { out[1] = out[0]; return; }
   if (lua_istable(L, idx) && lua_rawlen(L, idx) == 2) {
     for (int k = 0; k < 2; k++) {
       lua_rawgeti(L, idx, k + 1);
-      bool ok = as_int(L, -1, &out[k]);
+      bool ok = as_int(L, -1, op, what, &out[k]);
       lua_pop(L, 1);
       if (!ok) break;
       if (k == 1) return;
