@@ -6,6 +6,7 @@
 */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "l_core.h"
 
 mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
@@ -78,12 +79,40 @@ static int l_conv2d(lua_State *L) {
   mgl_checkopts(L, opts, names, "conv2d");
   mg_conv_opts o = {{1, 1}, {0, 0}, {1, 1}, 1};
   opt_pair(L, opts, "stride", "conv2d", o.stride);
-  opt_pair(L, opts, "padding", "conv2d", o.padding);
   opt_pair(L, opts, "dilation", "conv2d", o.dilation);
   double g = mgl_optnum(L, opts, "groups", 1, "conv2d");
   if (g != floor(g) || g < 1 || g > 1e6) return luaL_error(L, "conv2d: groups must be a positive integer, got %f", g);
   o.groups = (int)g;
-  return mgl_push(L, mg_conv2d(x, w, b, &o));
+  /* padding: sizes, "valid" (none) or "same" (output size = input size, stride 1; an odd
+  ** total pads one more at the bottom/right, as PyTorch: pad one more on both sides, then
+  ** drop the first output row/column) */
+  bool same = false;
+  if (lua_istable(L, opts) && lua_getfield(L, opts, "padding") == LUA_TSTRING) {
+    const char *s = lua_tostring(L, -1);
+    if (!strcmp(s, "same")) same = true;
+    else if (strcmp(s, "valid"))
+      return luaL_error(L, "conv2d: padding must be sizes, \"valid\" or \"same\", got \"%s\"", s);
+  } else opt_pair(L, opts, "padding", "conv2d", o.padding);
+  int drop[2] = {0, 0};
+  if (same) {
+    if (o.stride[0] != 1 || o.stride[1] != 1)
+      return luaL_error(L, "conv2d: padding \"same\" needs stride 1, got {%d,%d}", o.stride[0], o.stride[1]);
+    if (w->ndim == 4)
+      for (int k = 0; k < 2; k++) {
+        int64_t total = (int64_t)o.dilation[k] * (w->shape[2 + k] - 1);
+        o.padding[k] = (int)((total + 1) / 2);
+        drop[k] = (int)(total % 2);
+      }
+  }
+  mg_tensor *y = mg_conv2d(x, w, b, &o);
+  for (int k = 0; k < 2 && y; k++)
+    if (drop[k]) {
+      int d = y->ndim - 2 + k;
+      mg_tensor *v = mg_narrow(y, d, 1, y->shape[d] - 1);
+      mg_release(y);
+      y = v;
+    }
+  return mgl_push(L, y);
 }
 
 static int pool(lua_State *L, bool is_max) {
