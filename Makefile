@@ -101,3 +101,56 @@ fuzz:
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/$$t tests/fuzz/corpus/$$t; \
 	done
 .PHONY: fuzz
+
+# ---- install, pkg-config, the embedding example ----------------------------------
+# make install PREFIX=/opt/moongrad [DESTDIR=/tmp/stage]
+#   bin/moongrad, lib/libmoongrad.{so,a}, lib/pkgconfig/moongrad.pc, include/moongrad*.h,
+#   lib/moongrad/plugins/*.so, lib/lua/5.4/moongrad.so (for a stock lua5.4),
+#   share/lua/5.4/moongrad/*.lua (the compiled-in modules, for reading), share/doc/moongrad/.
+# An installed runtime also finds <prefix>/lib/moongrad/plugins when the tree was moved or
+# installed to another PREFIX than the one it was built with (builtin_dir in runtime/mg_plugin.c).
+DESTDIR ?=
+INST     = $(DESTDIR)$(PREFIX)
+$(BUILD)/moongrad.pc: FORCE | $(BUILD)/obj
+	@printf '%s\n' 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' 'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' 'plugindir=$${libdir}/moongrad/plugins' '' \
+	  'Name: moongrad' 'Description: train neural networks from Lua 5.4 scripts; embedding API' \
+	  'Version: $(VERSION)' 'Requires.private: $(PKGS)' 'Libs: -L$${libdir} -lmoongrad' \
+	  'Libs.private: -lm -ldl -lpthread' 'Cflags: -I$${includedir}' > $@
+install: all $(BUILD)/moongrad.pc
+	install -d $(INST)/bin $(INST)/include $(INST)/lib/pkgconfig $(INST)/lib/moongrad/plugins \
+	  $(INST)/lib/lua/5.4 $(INST)/share/lua/5.4/moongrad $(INST)/share/doc/moongrad/examples/embed
+	install -m 755 $(BUILD)/moongrad $(INST)/bin/moongrad
+	install -m 755 $(BUILD)/libmoongrad.so $(INST)/lib/libmoongrad.so.$(VERSION)
+	ln -sf libmoongrad.so.$(VERSION) $(INST)/lib/libmoongrad.so.0
+	ln -sf libmoongrad.so.0 $(INST)/lib/libmoongrad.so
+	install -m 644 $(BUILD)/libmoongrad.a $(INST)/lib/libmoongrad.a
+	install -m 644 $(BUILD)/moongrad.pc $(INST)/lib/pkgconfig/moongrad.pc
+	install -m 644 include/moongrad.h include/moongrad_plugin.h $(INST)/include/
+	install -m 755 $(PLUGINS) $(INST)/lib/moongrad/plugins/
+	install -m 755 $(BUILD)/lua/moongrad.so $(INST)/lib/lua/5.4/moongrad.so
+	install -m 644 $(MODULES) $(INST)/share/lua/5.4/moongrad/
+	install -m 644 $(wildcard docs/*.md README.md) $(INST)/share/doc/moongrad/
+	install -m 644 $(wildcard examples/embed/*) $(INST)/share/doc/moongrad/examples/embed/
+
+# The embedding example, built exactly as docs/embedding.md says: against an installed tree
+# ($(BUILD)/embed-install), with pkg-config. `make embed-example` builds and runs it;
+# `make check-valgrind` also runs it under valgrind (no errors, no leaks).
+EMBED_PREFIX := $(abspath $(BUILD))/embed-install
+EMBED_PC     := PKG_CONFIG_PATH=$(EMBED_PREFIX)/lib/pkgconfig
+EMBED_VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+                  --show-leak-kinds=definite,indirect
+$(BUILD)/embed-host: examples/embed/host.c all FORCE
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD) PREFIX=$(EMBED_PREFIX) DESTDIR= install >/dev/null
+	$(EMBED_PC) sh -c 'cc -std=c11 -O2 -Wall -Wextra -o $@ examples/embed/host.c $$(pkg-config --cflags --libs moongrad) -lm \
+	  -Wl,-rpath,$$(pkg-config --variable=libdir moongrad)'
+embed-example: $(BUILD)/embed-host
+	$(BUILD)/embed-host
+check-valgrind-embed: $(BUILD)/embed-host $(filter $(BUILD)/tests/embed_%,$(CTESTS))
+	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is not installed (apt-get install valgrind)"; exit 1; }
+	OPENBLAS_NUM_THREADS=1 $(EMBED_VALGRIND) $(BUILD)/embed-host
+	@set -e; for t in basic wrap sandbox limits; do echo "valgrind $(BUILD)/tests/embed_$$t.t"; \
+	  OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) $(EMBED_VALGRIND) $(BUILD)/tests/embed_$$t.t >/dev/null; done
+check-valgrind: check-valgrind-embed
+FORCE:
+.PHONY: install embed-example check-valgrind-embed check-valgrind FORCE

@@ -16,10 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dlfcn.h>
-#include <limits.h>
-#include <unistd.h>
-#include <sys/stat.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -401,27 +397,6 @@ static int open_state(lua_State *L, void *ud) {
   return 0;
 }
 
-/* <dir of this library or program>/../lib/moongrad/plugins and <dir>/moongrad/plugins:
-** an installed tree finds its plugins wherever it was installed to */
-static void add_relocated_plugin_dirs(mg_rt *rt) {
-  char buf[PATH_MAX], dir[PATH_MAX + 64];
-  Dl_info info;
-  const char *srcs[2] = {NULL, "/proc/self/exe"};
-  if (dladdr((void *)&mg_open, &info) && info.dli_fname) srcs[0] = info.dli_fname;
-  for (int i = 0; i < 2; i++) {
-    if (!srcs[i] || !realpath(srcs[i], buf)) continue;
-    char *slash = strrchr(buf, '/');
-    if (!slash) continue;
-    *slash = 0;
-    static const char *const rel[] = {"moongrad/plugins", "../lib/moongrad/plugins"};
-    for (int k = 0; k < 2; k++) {
-      struct stat st;
-      snprintf(dir, sizeof dir, "%s/%s", buf, rel[k]);
-      if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) mg_plugin_add_dir(rt, dir);
-    }
-  }
-}
-
 mg_runtime *mg_open(const mg_config *cfg, char *err, size_t errlen) {
   mg_config c;
   mg_config_init(&c);
@@ -447,7 +422,6 @@ mg_runtime *mg_open(const mg_config *cfg, char *err, size_t errlen) {
   R->rt->host = R;
   if (c.threads > 0) { R->rt->nthreads = c.threads; openblas_set_num_threads(c.threads); }
   mg_plugin_default_dirs(R->rt, c.default_plugin_dirs);
-  if (c.default_plugin_dirs) add_relocated_plugin_dirs(R->rt);
   for (int i = 0; c.plugin_dirs && c.plugin_dirs[i]; i++) mg_plugin_add_dir(R->rt, c.plugin_dirs[i]);
   mg_plugin_allow_script_load(R->rt, c.allow_plugin_load && !c.sandbox);
   sync_limit(R);

@@ -409,10 +409,25 @@ static bool near(const char *f, char *out, size_t n) {
   return snprintf(out, n, "%s/../plugins", buf) < (int)n && is_dir(out);
 }
 
+/* an installed tree, wherever it was installed or moved to: f is lib/libmoongrad.so,
+** bin/<program> or lib/lua/5.4/moongrad.so; the plugins are in lib/moongrad/plugins */
+static bool installed(const char *f, char *out, size_t n) {
+  static const char *const rel[] = {"moongrad/plugins", "../lib/moongrad/plugins", "../../moongrad/plugins"};
+  char buf[PATH_MAX];
+  if (!f || !realpath(f, buf)) return false;
+  char *slash = strrchr(buf, '/');
+  if (!slash) return false;
+  *slash = 0;
+  for (int i = 0; i < 3; i++)
+    if (snprintf(out, n, "%s/%s", buf, rel[i]) < (int)n && is_dir(out)) return true;
+  return false;
+}
+
 static void builtin_dir(char *out, size_t n) {
   Dl_info info;
-  if (dladdr((void *)&mg_plugins_init, &info) && near(info.dli_fname, out, n)) return;
-  if (near("/proc/self/exe", out, n)) return;
+  const char *lib = dladdr((void *)&mg_plugins_init, &info) ? info.dli_fname : NULL;
+  if (near(lib, out, n) || installed(lib, out, n)) return;
+  if (near("/proc/self/exe", out, n) || installed("/proc/self/exe", out, n)) return;
   snprintf(out, n, "%s", MG_PLUGIN_DIR);
 }
 
