@@ -103,6 +103,18 @@ do
   T:near(xg.grad, R.convbw_gx, 1e-10, "conv2d input gradient matches PyTorch")
   T:near(wg.grad, R.convbw_gw, 1e-10, "conv2d weight gradient matches PyTorch")
   T:near(bg.grad, R.convbw_gb, 1e-10, "conv2d bias gradient matches PyTorch")
+  local xf, wf, bf = rg(S(50, 1, 2, 5, 5):float()), rg(C(18 * 3, 3, 2, 3, 3):float()), rg(mg.tensor({ 0.1, 0.2, 0.3 }))
+  local yf = mg.conv2d(xf, wf, bf, { stride = 2, padding = 1 })
+  yf:backward(mg.range(1, yf:numel()):view(yf:shape()))
+  T:near(xf.grad, R.convbw_gx, 1e-5, "conv2d float32 input gradient")
+  T:near(wf.grad, R.convbw_gw, 1e-5, "conv2d float32 weight gradient")
+  T:near(bf.grad, R.convbw_gb, 1e-6, "conv2d float32 bias gradient")
+  for _, pool in ipairs({ "max_pool2d", "avg_pool2d" }) do
+    local a64, a32 = rg(S(50, 2, 1, 5, 5)), rg(S(50, 2, 1, 5, 5):float())
+    mg[pool](a64, 3, { stride = 2, padding = 1 }):sum():backward()
+    mg[pool](a32, 3, { stride = 2, padding = 1 }):sum():backward()
+    T:near(a32.grad, a64.grad, 1e-6, pool .. " float32 gradient equals the float64 one")
+  end
   local c = rg(mg.ones(1, 1, 4, 4, D))
   mg.max_pool2d(c, 3, { stride = 1, padding = 1 }):backward(mg.ones(1, 1, 4, 4, D))
   T:near(c.grad, R.maxpool_tie_grad, 0, "max_pool2d ties: the gradient goes to the first maximum")

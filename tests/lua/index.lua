@@ -145,6 +145,22 @@ end
 gc("embedding", function(w) return mg.embedding(mg.tensor({ { 2, 2 }, { 5, 1 } }), w) end, { rg(S(10, 5, 2)) })
 gc("embedding non-contiguous weight", function(w) return mg.embedding(mg.tensor({ 1, 3, 1 }), w:t()) end, { rg(S(8, 2, 4)) })
 
+-- ---- float32 backward paths --------------------------------------------------------------------------------
+do
+  local v = rg(mg.range(1, 4))
+  v:index_select(1, mg.tensor({ 1, 1, 3, 1 })):backward(mg.ones(4))
+  T:near(v.grad, { 3, 0, 1, 0 }, 0, "index_select float32 backward")
+  local gr = rg(S(12, 3, 4):float())
+  gr:gather(2, mg.tensor({ { 4, 4, 2 }, { 1, 2, 2 }, { 3, 1, 1 } })):backward(mg.range(1, 9):view(3, 3))
+  T:near(gr.grad, R.gather_grad, 0, "gather float32 backward")
+  local w = rg(mg.zeros(5, 2))
+  mg.embedding(mg.tensor({ 5, 1, 5, 5 }), w):backward(mg.ones(4, 2))
+  T:near(w.grad, { { 1, 1 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 3, 3 } }, 0, "embedding float32 backward")
+  local m = rg(mg.range(1, 4))
+  m:masked_fill(mg.tensor({ 0, 1, 1, 0 }), 0):backward(mg.full({ 4 }, 2))
+  T:near(m.grad, { 2, 0, 0, 2 }, 0, "masked_fill float32 backward")
+end
+
 -- ---- misuse ------------------------------------------------------------------------------------------------------
 T:raises(function() mg.cat({ a, b }, 2) end,
          "cat: tensor 2 has shape {3,3} but tensor 1 has shape {2,3} (sizes must match except in dim 2)", "cat shape mismatch")

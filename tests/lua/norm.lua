@@ -165,6 +165,28 @@ do
      { rg(S(12, 3, 4)), rg(C(3, 3)) })
 end
 
+-- ---- float32 backward equals float64 backward ----------------------------------------------------
+do
+  local function grads(dt, f)
+    local a = rg(S(24, 4, 3, 2):to(dt))
+    local w, b = rg(C(3, 3):to(dt)), rg((mg.range(1, 3, D) / 10):to(dt))
+    local y = f(a, w, b)
+    y:backward(C(y:numel(), y:shape()):to(dt))
+    return { a.grad, w.grad, b.grad }
+  end
+  local cases = {
+    { "softmax", function(a) return mg.softmax(a, 2) end, 1 },
+    { "log_softmax", function(a) return mg.log_softmax(a, 3) end, 1 },
+    { "batch_norm train", function(a, w, b) return mg.batch_norm(a, nil, nil, w, b, true) end, 3 },
+    { "batch_norm eval", function(a, w, b) return mg.batch_norm(a, mg.zeros(3):to(a:dtype()), mg.ones(3):to(a:dtype()), w, b) end, 3 },
+    { "layer_norm", function(a, w, b) return mg.layer_norm(a:transpose(2, 3), 3, w, b) end, 3 },
+  }
+  for _, cs in ipairs(cases) do
+    local g64, g32 = grads("float64", cs[2]), grads("float32", cs[2])
+    for k = 1, cs[3] do T:near(g32[k], g64[k], 2e-5, ("%s float32 gradient %d equals the float64 one"):format(cs[1], k)) end
+  end
+end
+
 -- ---- misuse ---------------------------------------------------------------------------------------
 local z = mg.zeros(4, 3)
 T:raises(function() mg.softmax(z, 3) end, "softmax: dim 3 out of range for a tensor with 2 dims", "softmax dim out of range")
