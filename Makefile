@@ -77,14 +77,29 @@ check-asan:
 	ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 $(MAKE) BUILD=build-asan XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        XLDFLAGS="-fsanitize=address,undefined" OPT="-O1 -g" test
 
+# The C tests under valgrind: no memory errors and no definite leaks. VG_PROGS may name more
+# programs to run the same way (e.g. an embedding example), VG_LUA Lua tests under the runner.
+VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+            --show-leak-kinds=definite --suppressions=tools/valgrind.supp
+check-valgrind: deps all $(CTESTS) $(VG_PROGS)
+	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is not installed (apt-get install valgrind)"; exit 1; }
+	OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) prove --exec '$(VALGRIND)' $(PROVE_FLAGS) $(CTESTS) $(VG_PROGS)
+	$(if $(VG_LUA),OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) prove --exec '$(VALGRIND) $(BUILD)/moongrad' $(PROVE_FLAGS) $(VG_LUA))
+
 demo: deps all
 	@sh tools/deps.sh data
 	$(BUILD)/moongrad scripts/fashion_mnist.lua
 
+# Benchmarks, side by side with PyTorch (bench/run.lua; table also in bench/results.md).
+bench: deps all
+	@sh tools/deps.sh bench
+	@sh tools/deps.sh data
+	lua5.4 bench/run.lua $(BUILD)
+
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps test check-asan demo clean
+.PHONY: all deps test check-asan demo bench clean
 
 # ---- fuzzing the file readers with libFuzzer (tests/fuzz/); needs clang -------
 # Seeds and regression inputs: tests/fuzz/corpus/<target>/ (replayed by tests/c/io_fuzz_replay.c).

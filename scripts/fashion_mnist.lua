@@ -19,6 +19,8 @@ usage: moongrad scripts/fashion_mnist.lua [options]
   --epochs N            train until epoch N (default 5; with --resume, the total count)
   --lr X                learning rate (default: sgd 0.01 for mlp, 0.05 for cnn;
                         adam/adamw/rmsprop 0.001; adagrad 0.01)
+  --lr-decay G          multiply the learning rate by G after every epoch (default 1:
+                        constant; lr of epoch e = lr * G^(e-1))
   --optim NAME          any optimizer plugin: sgd (momentum 0.9, the default), adam, ...
   --batch-size N        mini-batch size (default 64)
   --threads N           worker threads (default: the runner's, see moongrad -t)
@@ -73,7 +75,7 @@ local function model_name(name, v)
 end
 
 local PARSE = {
-  model = model_name, epochs = posint, lr = posnum, optim = str, ["batch-size"] = posint,
+  model = model_name, epochs = posint, lr = posnum, ["lr-decay"] = posnum, optim = str, ["batch-size"] = posint,
   threads = posint, seed = nonneg, out = str, resume = str, data = str, limit = posint,
   ["test-limit"] = posint,
 }
@@ -117,8 +119,8 @@ if given.resume then
 end
 
 -- settings that shape the trajectory; a resumed run takes them from the checkpoint
-local SHAPING = { "model", "optim", "batch-size", "seed", "limit" }
-local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0,
+local SHAPING = { "model", "optim", "batch-size", "seed", "limit", "lr-decay" }
+local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0, ["lr-decay"] = 1,
                    epochs = 5, out = "runs/fashion_mnist" }
 
 local cfg = {}
@@ -174,6 +176,10 @@ if cfg["test-limit"] and cfg["test-limit"] < xtest:size(1) then
   xtest, ytest = xtest:narrow(1, 1, cfg["test-limit"]), ytest:narrow(1, 1, cfg["test-limit"])
 end
 local ntrain, ntest = xtrain:size(1), xtest:size(1)
+-- standardise with the training set's pixel mean and standard deviation (0.2860, 0.3530)
+local MEAN, STD = 0.2860, 0.3530
+xtrain:sub_(MEAN):div_(STD)
+xtest:sub_(MEAN):div_(STD)
 
 -- ---- model, loss, optimizer ------------------------------------------------------------------
 
@@ -206,7 +212,6 @@ local first_epoch = 1
 if resume_ckpt then
   model:load_state_dict(resume_ckpt.model)
   opt:load_state_dict(resume_ckpt.optim)
-  opt.lr = cfg.lr
   first_epoch = resume_ckpt.epoch + 1
 end
 
@@ -251,8 +256,9 @@ local function nparams(m)
   return n
 end
 
-print(("%s: %s (%d parameters), %s lr=%g%s, batch %d, epochs %d..%d, seed %d, %d thread%s"):format(
+print(("%s: %s (%d parameters), %s lr=%g%s%s, batch %d, epochs %d..%d, seed %d, %d thread%s"):format(
   NAME, cfg.model, nparams(model), cfg.optim, cfg.lr, cfg.optim == "sgd" and " momentum=0.9" or "",
+  cfg["lr-decay"] ~= 1 and (" (x%g per epoch)"):format(cfg["lr-decay"]) or "",
   cfg["batch-size"], first_epoch, cfg.epochs, cfg.seed, mg.get_num_threads(),
   mg.get_num_threads() == 1 and "" or "s"))
 print(("data: %d training, %d test images%s"):format(ntrain, ntest,
@@ -297,6 +303,7 @@ end
 local train_time = 0
 for epoch = first_epoch, cfg.epochs do
   mg.manual_seed(cfg.seed + epoch)           -- the shuffle depends on (seed, epoch) only
+  opt.lr = cfg.lr * cfg["lr-decay"] ^ (epoch - 1)
   model:train()
   local t0 = mg.clock()
   local bar = mg.util.progress(#loader, { label = ("epoch %d/%d"):format(epoch, cfg.epochs) })
