@@ -1,6 +1,7 @@
 /*
 ** l_reduce.c — reductions and linear algebra as tensor methods and mg.*
 ** functions. Dims and returned indices are 1-based; the core's are 0-based.
+** sum and mean also take a table of dims (x:mean({3, 4})).
 */
 #include <cblas.h>
 #include <stdlib.h>
@@ -31,17 +32,41 @@ static mg_tensor *one_based(mg_tensor *i) {
   return i;
 }
 
-#define REDUCTION(fn, core, name)                             \
+/* sum/mean over a table of dims, e.g. x:mean({3, 4}): one dim at a time, last first */
+static int over_dims(lua_State *L, mg_tensor *t, const char *op, mg_tensor *(*core)(mg_tensor *, int, bool)) {
+  bool keep = optbool(L, 3, false, op, "keepdim"), seen[MG_MAX_DIMS] = {0};
+  int n = (int)lua_rawlen(L, 2);
+  for (int k = 1; k <= n; k++) {
+    lua_rawgeti(L, 2, k);
+    int d = mgl_dim(L, lua_gettop(L), t->ndim, op);
+    lua_pop(L, 1);
+    if (seen[d]) return luaL_error(L, "%s: dim %d appears twice in the list of dims", op, d + 1);
+    seen[d] = true;
+  }
+  if (n == 0) return mgl_push(L, core(t, -1, keep));  /* as PyTorch: an empty list reduces everything */
+  mg_tensor *r = mg_retain(t);
+  for (int d = t->ndim - 1; d >= 0 && r; d--) {
+    if (!seen[d]) continue;
+    mg_tensor *next = core(r, d, keep);
+    mg_release(r);
+    r = next;
+  }
+  return mgl_push(L, r);
+}
+
+#define REDUCTION(fn, core, name, multi)                      \
   static int fn(lua_State *L) {                               \
     mg_tensor *t = mgl_check(L, 1, name);                     \
+    if (multi && lua_istable(L, 2) && !mgl_test(L, 2))        \
+      return over_dims(L, t, name, core);                     \
     bool keep;                                                \
     int d = dim_keep(L, t, name, &keep);                      \
     return mgl_push(L, core(t, d, keep));                     \
   }
-REDUCTION(r_sum, mg_sum, "sum")
-REDUCTION(r_mean, mg_mean, "mean")
-REDUCTION(r_prod, mg_prod, "prod")
-REDUCTION(r_logsumexp, mg_logsumexp, "logsumexp")
+REDUCTION(r_sum, mg_sum, "sum", true)
+REDUCTION(r_mean, mg_mean, "mean", true)
+REDUCTION(r_prod, mg_prod, "prod", false)
+REDUCTION(r_logsumexp, mg_logsumexp, "logsumexp", false)
 
 /* var([dim [, keepdim [, unbiased]]]) or var(unbiased) */
 static int var_std(lua_State *L, bool is_std) {

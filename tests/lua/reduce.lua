@@ -172,6 +172,13 @@ for _, dt in ipairs({"float32", "float64"}) do
   local zv, zi = Z:max(2)
   near(zv, R.Zmax2, "max(2) of a narrowed view")
   near(zi, R.Zimax2, "max(2) indices of a narrowed view")
+  -- a table of dims (sum and mean): PyTorch's X.sum((1, 2)), X.mean((0, 2), keepdim=True)
+  near(X:sum({2, 3}), {R.sum3[1][1] + R.sum3[1][2] + R.sum3[1][3], R.sum3[2][1] + R.sum3[2][2] + R.sum3[2][3]}, "sum({2, 3})")
+  near(X:sum({3, -2}), X:sum({2, 3}), "sum({3, -2}) in any order")
+  near(X:mean({1, 3}, true):view(3), {(R.sum3[1][1] + R.sum3[2][1]) / 8, (R.sum3[1][2] + R.sum3[2][2]) / 8,
+       (R.sum3[1][3] + R.sum3[2][3]) / 8}, "mean({1, 3}, true)")
+  T:eq(shape(X:mean({1, 3}, true)), "1,3,1", dt .. " mean({1, 3}, true) keeps both dims")
+  near(X:sum({}), R.sum, "sum({}) reduces every dim, as PyTorch")
   -- a transposed matrix and permuted tensors are reduced in place: same values as their copies
   local M = X:view(6, 4):t()
   local Mc = M:contiguous()
@@ -278,6 +285,8 @@ for _, name in ipairs(names) do
   end
   gc(name .. "() of a permuted tensor", function(t) return ops[name](t:permute(3, 1, 2)) end, {x})
 end
+gc("mean over a table of dims", function(t) return t:mean({1, 3}) end, {x})
+gc("sum over a table of dims with keepdim", function(t) return t:sum({-1, 2}, true) end, {x})
 for _, p in ipairs({2, 1, 3, 1.5, 0.5, math.huge, -math.huge}) do
   gc(("norm(%g)"):format(p), function(t) return t:norm(p) end, {x})
 end
@@ -333,6 +342,8 @@ T:raises(function() return X:sum(1, 1) end, "sum: argument #3 (keepdim): expecte
 T:raises(function() return X:var(1, false, "yes") end, "var: argument #4 (unbiased): expected a boolean, got string")
 T:raises(function() return mg.sum(5) end, "sum: argument #1: expected a tensor, got number")
 T:raises(function() return mg.max({1, 2}) end, "max: argument #1: expected a tensor, got table")
+T:raises(function() return X:sum({1, -3}) end, "sum: dim 1 appears twice in the list of dims")
+T:raises(function() return X:mean({1, 4}) end, "mean: dim 4 out of range for a tensor with 3 dims")
 T:raises(function() return X:logsumexp(4) end, "logsumexp: dim 4 out of range")
 T:raises(function() return X:max(5) end, "max: dim 5 out of range")
 T:raises(function() return X:argmin(-5) end, "argmin: dim -5 out of range")
