@@ -609,9 +609,9 @@ static int mm_newindex(lua_State *L) {
     if (t->ndim == 0) return luaL_error(L, "index: cannot index a 0-dim tensor");
     lua_Integer i = lua_tointeger(L, 2);
     if (i < 0) i += t->shape[0] + 1;
-    mg_tensor *row = mg_select(t, 0, i - 1);
-    if (!row) return mgl_error(L);
     mg_tensor *tmp, *src = mgl_operand(L, 3, "index assignment", t->dtype, &tmp);
+    mg_tensor *row = mg_select(t, 0, i - 1);
+    if (!row) { mg_release(tmp); return mgl_error(L); }
     int r = mg_check_inplace("index assignment", t, src);
     if (!r) r = mg_copy_(row, src);
     mg_release(tmp);
