@@ -16,14 +16,14 @@
 #include <zlib.h>
 
 /* a per-process scratch file for the readers that take a path */
-static const char *fuzz_tmp(void) {
+static inline const char *fuzz_tmp(void) {
   static char path[64];
   if (!path[0])
     snprintf(path, sizeof path, "%s/mgfuzz-%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
              (long)getpid());
   return path;
 }
-static int fuzz_put(const uint8_t *d, size_t n, bool gz) {
+static inline int fuzz_put(const uint8_t *d, size_t n, bool gz) {
   if (gz) {
     gzFile f = gzopen(fuzz_tmp(), "wb1");
     if (!f) return -1;
@@ -38,7 +38,7 @@ static int fuzz_put(const uint8_t *d, size_t n, bool gz) {
 
 /* allocations are tracked so a test can check the reader handed every one back */
 typedef struct { void *p[64]; int n; } fuzz_allocs;
-static void *fuzz_alloc(void *ud, mgio_dtype dt, int ndim, const int64_t *shape, char *err, size_t errlen) {
+static inline void *fuzz_alloc(void *ud, mgio_dtype dt, int ndim, const int64_t *shape, char *err, size_t errlen) {
   fuzz_allocs *a = ud;
   size_t n = 1;
   for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
@@ -48,13 +48,13 @@ static void *fuzz_alloc(void *ud, mgio_dtype dt, int ndim, const int64_t *shape,
   if (n) memset(p, 0xA5, n * mgio_itemsize(dt)); /* the reader must overwrite all of it */
   return a->p[a->n++] = p;
 }
-static void fuzz_free(fuzz_allocs *a) {
+static inline void fuzz_free(fuzz_allocs *a) {
   for (int i = 0; i < a->n; i++) free(a->p[i]);
   a->n = 0;
 }
 
 /* safetensors from memory */
-static int fuzz_safetensors(const uint8_t *d, size_t n) {
+static inline int fuzz_safetensors(const uint8_t *d, size_t n) {
   char err[512];
   mgio_st st;
   if (mgio_st_open_mem(&st, d, n, "fuzz", err, sizeof err)) return -1;
@@ -66,7 +66,7 @@ static int fuzz_safetensors(const uint8_t *d, size_t n) {
 }
 
 /* IDX; the first byte picks the route: memory, plain file, gzipped file */
-static int fuzz_idx(const uint8_t *d, size_t n) {
+static inline int fuzz_idx(const uint8_t *d, size_t n) {
   if (n < 1) return -1;
   int mode = d[0] % 3;
   char err[512];
@@ -81,7 +81,7 @@ static int fuzz_idx(const uint8_t *d, size_t n) {
 }
 
 /* CSV; the first byte picks header on/off, the delimiter and memory or gzipped file */
-static int fuzz_csv(const uint8_t *d, size_t n) {
+static inline int fuzz_csv(const uint8_t *d, size_t n) {
   if (n < 1) return -1;
   static const char delims[] = {',', ';', '\t', ' '};
   mgio_csv_opts o = {.header = d[0] & 1, .delim = delims[d[0] >> 1 & 3]};
