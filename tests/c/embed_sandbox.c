@@ -69,6 +69,10 @@ int main(void) {
   expect(R, code, MG_ERR_RUN, "sandbox", "mg.load (file access) fails");
   snprintf(code, sizeof code, "%s/x.safetensors", dir);
   ok(access(code, F_OK) != 0, "no file was written");
+  expect(R, "local mg = require('moongrad'); mg.data.csv('/etc/passwd')", MG_ERR_RUN, "sandbox", "mg.data.csv fails");
+  expect(R, "local mg = require('moongrad'); mg.data.idx('/etc/passwd')", MG_ERR_RUN, "sandbox", "mg.data.idx fails");
+  expect(R, "local mg = require('moongrad'); mg.util.Logger('/tmp/x.csv')", MG_ERR_RUN, "sandbox", "mg.util.Logger fails");
+  expect(R, "local mg = require('moongrad'); assert(mg._idx == nil and mg._csv == nil)", MG_OK, NULL, "no raw readers left");
 
   /* a sandboxed run_file accepts source but not precompiled chunks */
   char bin[300];
