@@ -70,44 +70,67 @@ typedef enum {
 } rkind;
 
 /* the sum of one contiguous row, or of its squared deviations from m, in eight
-** double lanes (GCC/clang vector extensions: float32 is widened four at a time) */
-typedef double vd4 __attribute__((vector_size(32)));
+** independent double accumulators: the compiler packs them into vector lanes */
+#define DEF_ROWSUM(T, S)                                                                           \
+static double rowsum_##S(const T *x, int64_t n, bool sq, double m) {                              \
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;                           \
+  int64_t i = 0;                                                                                   \
+  if (!sq)                                                                                         \
+    for (; i + 8 <= n; i += 8) {                                                                   \
+      s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3];                                  \
+      s4 += x[i + 4]; s5 += x[i + 5]; s6 += x[i + 6]; s7 += x[i + 7];                              \
+    }                                                                                              \
+  else                                                                                             \
+    for (; i + 8 <= n; i += 8) {                                                                   \
+      double d0 = x[i] - m, d1 = x[i + 1] - m, d2 = x[i + 2] - m, d3 = x[i + 3] - m;               \
+      double d4 = x[i + 4] - m, d5 = x[i + 5] - m, d6 = x[i + 6] - m, d7 = x[i + 7] - m;           \
+      s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;                                  \
+      s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;                                  \
+    }                                                                                              \
+  double r = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));                                    \
+  for (; i < n; i++) { double d = x[i] - (sq ? m : 0); r += sq ? d * d : d; }                      \
+  return r;                                                                                        \
+}
+DEF_ROWSUM(float, f32)
+DEF_ROWSUM(double, f64)
+
 typedef float vf4 __attribute__((vector_size(16)));
+/* max (or min) of one contiguous row of n >= 1 and the index of its first occurrence:
+** lanes of four (two) compare and select without branches, a NaN anywhere wins; the
+** index is then the first element equal to the result */
+typedef int32_t vi4 __attribute__((vector_size(16)));
+typedef double vd2 __attribute__((vector_size(16)));
+typedef int64_t vl2 __attribute__((vector_size(16)));
 
-static double rowsum_f32(const float *x, int64_t n, bool sq, double m) {
-  vd4 s0 = {0, 0, 0, 0}, s1 = s0, c = {m, m, m, m};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vf4 fa, fb;
-    memcpy(&fa, x + i, sizeof fa);
-    memcpy(&fb, x + i + 4, sizeof fb);
-    vd4 a = __builtin_convertvector(fa, vd4), b = __builtin_convertvector(fb, vd4);
-    if (sq) { a -= c; b -= c; a *= a; b *= b; }
-    s0 += a;
-    s1 += b;
-  }
-  s0 += s1;
-  double r = (s0[0] + s0[1]) + (s0[2] + s0[3]);
-  for (; i < n; i++) { double d = x[i] - (sq ? m : 0); r += sq ? d * d : d; }
-  return r;
+#define DEF_ROWMAX(T, S, VT, VI, W)                                                                 \
+static T rowmax_##S(const T *x, int64_t n, bool is_max, int64_t *ix) {                            \
+  T best = x[0];                                                                                   \
+  bool nan = x[0] != x[0];                                                                         \
+  int64_t i = 0;                                                                                   \
+  if (n >= 2 * W) {                                                                                \
+    VT m, v;                                                                                       \
+    VI bad = {0};                                                                                  \
+    memcpy(&m, x, sizeof m);                                                                       \
+    for (i = W; i + W <= n; i += W) {                                                              \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      VI take = is_max ? v > m : v < m;                                                            \
+      m = (VT)(((VI)v & take) | ((VI)m & ~take));                                                  \
+      bad |= v != v;                                                                               \
+    }                                                                                              \
+    for (int l = 0; l < W; l++) { nan |= bad[l] != 0 || m[l] != m[l]; if (is_max ? m[l] > best : m[l] < best) best = m[l]; } \
+  }                                                                                                \
+  for (; i < n; i++) { nan |= x[i] != x[i]; if (is_max ? x[i] > best : x[i] < best) best = x[i]; } \
+  if (nan) best = (T)NAN;                                                                          \
+  if (ix) {                                                                                        \
+    int64_t k = 0;                                                                                 \
+    if (nan) while (x[k] == x[k]) k++;                                                             \
+    else while (x[k] != best) k++;                                                                 \
+    *ix = k;                                                                                       \
+  }                                                                                                \
+  return best;                                                                                     \
 }
-
-static double rowsum_f64(const double *x, int64_t n, bool sq, double m) {
-  vd4 s0 = {0, 0, 0, 0}, s1 = s0, c = {m, m, m, m};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vd4 a, b;
-    memcpy(&a, x + i, sizeof a);
-    memcpy(&b, x + i + 4, sizeof b);
-    if (sq) { a -= c; b -= c; a *= a; b *= b; }
-    s0 += a;
-    s1 += b;
-  }
-  s0 += s1;
-  double r = (s0[0] + s0[1]) + (s0[2] + s0[3]);
-  for (; i < n; i++) { double d = x[i] - (sq ? m : 0); r += sq ? d * d : d; }
-  return r;
-}
+DEF_ROWMAX(float, f32, vf4, vi4, 4)
+DEF_ROWMAX(double, f64, vd2, vl2, 2)
 
 /* acc[o, j] = reduction over k of x[o, k, j]; c[o, j] is the centre of SQDEV,
 ** EXPDEV and EQ; MAX and MIN (n >= 1) also write the first arg index into idx
@@ -132,17 +155,7 @@ static void reduce_##S(rkind kind, const T *x, const rplan *p, const double *c, 
           for (; i < n; i++) r += (x[i] == m) | (x[i] != x[i] && m != m);                          \
           break;                                                                                   \
         }                                                                                          \
-        case K_MAX: case K_MIN: {                                                                  \
-          T best = x[0];                                                                           \
-          int64_t bi = 0;                                                                          \
-          for (i = 1; i < n && best == best; i++) {                                                \
-            T v = x[i];                                                                            \
-            if ((kind == K_MAX ? v > best : v < best) || v != v) { best = v; bi = i; }             \
-          }                                                                                        \
-          r = best;                                                                                \
-          if (ix) ix[0] = bi;                                                                      \
-          break;                                                                                   \
-        }                                                                                          \
+        case K_MAX: case K_MIN: r = rowmax_##S(x, n, kind == K_MAX, ix); break;                    \
       }                                                                                            \
       acc[0] = r;                                                                                  \
       continue;                                                                                    \
@@ -170,9 +183,15 @@ static void reduce_##S(rkind kind, const T *x, const rplan *p, const double *c, 
           for (int64_t j = 0; j < in; j++) acc[j] += (r[j] == cc[j]) | (r[j] != r[j] && cc[j] != cc[j]); \
           break;                                                                                   \
         case K_MAX: case K_MIN:                                                                    \
-          for (int64_t j = 0; j < in; j++) {                                                       \
+          if (ix) for (int64_t j = 0; j < in; j++) {  /* branch-free, so it vectorises */          \
             double v = r[j], b = acc[j];                                                           \
-            if (b == b && ((kind == K_MAX ? v > b : v < b) || v != v)) { acc[j] = v; if (ix) ix[j] = k; } \
+            bool t = (b == b) & ((kind == K_MAX ? v > b : v < b) | (v != v));                      \
+            acc[j] = t ? v : b;                                                                    \
+            ix[j] = t ? k : ix[j];                                                                 \
+          } else for (int64_t j = 0; j < in; j++) {                                                \
+            double v = r[j], b = acc[j];                                                           \
+            bool t = (b == b) & ((kind == K_MAX ? v > b : v < b) | (v != v));                      \
+            acc[j] = t ? v : b;                                                                    \
           }                                                                                        \
           break;                                                                                   \
       }                                                                                            \
