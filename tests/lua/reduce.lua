@@ -212,6 +212,25 @@ for _, dt in ipairs({"float32", "float64"}) do
   tv, ti = tie:min(1)
   near(tv, R.tie_min0, "min(1) with ties: values")
   near(ti, R.tie_imin0, "min(1) with ties: first index")
+  -- long rows take the vector path: a NaN anywhere wins, ties give the first index
+  local long = {}
+  for i = 1, 100 do long[i] = -((i * 37) % 101) end  -- distinct negatives, max -1 at i = 71, min -100 at i = 30
+  local L = mg.tensor(long, {dtype = dt})
+  near(L:max(), -1, "max of a long row")
+  near(L:argmax(), 71, "argmax of a long row")
+  near(L:argmin(), 30, "argmin of a long row")
+  long[90] = -1
+  near(mg.tensor(long, {dtype = dt}):argmax(), 71, "argmax of a long row with a later tie")
+  long[5] = -1
+  near(mg.tensor(long, {dtype = dt}):argmax(), 5, "argmax of a long row with an earlier tie")
+  long[37] = 0 / 0
+  local Ln = mg.tensor(long, {dtype = dt})
+  near(Ln:max(), 0 / 0, "max of a long row with a NaN is NaN")
+  near(Ln:min(), 0 / 0, "min of a long row with a NaN is NaN")
+  near(Ln:argmax(), 37, "argmax of a long row points at the NaN")
+  local lv, li = Ln:view(4, 25):max(2)
+  near(li, {5, 12, 21, 15}, "max(2) indices of rows, one with a NaN")
+  near(lv:select(1, 2), 0 / 0, "that row's max is NaN")
   -- edge cases
   near(mg.tensor({3}, {dtype = dt}):var(), 0 / 0, "var of one element is NaN (unbiased)")
   near(mg.tensor({3}, {dtype = dt}):std(), 0 / 0, "std of one element is NaN (unbiased)")
