@@ -739,6 +739,8 @@ mg_status mg_tensor_wrap(mg_runtime *R, mg_type ty, int ndim, const int64_t *sha
       s = fail(R, MG_ERR_ARG, "mg_tensor_wrap: unknown ownership mode %d", (int)own);
     else if (own == MG_CALLBACK && !release) s = fail(R, MG_ERR_ARG, "mg_tensor_wrap: MG_CALLBACK needs a release function");
     else if (!data) s = fail(R, MG_ERR_ARG, "mg_tensor_wrap: data is NULL");
+    else if ((uintptr_t)data % (ty == MG_FLOAT64 ? sizeof(double) : sizeof(float)))
+      s = fail(R, MG_ERR_ARG, "mg_tensor_wrap: data %p is not aligned for %s", data, ty == MG_FLOAT64 ? "double" : "float");
     else if (check_dims(R, "mg_tensor_wrap", ndim, shape)) s = MG_ERR_ARG;
   }
   if (s != MG_OK) {

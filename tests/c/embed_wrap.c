@@ -111,6 +111,11 @@ int main(void) {
      k5.calls == 2, "too many dims: released once");
   ok(mg_tensor_wrap(R, MG_FLOAT32, 1, (int64_t[]){1}, malloc(4), MG_CALLBACK, release, &k5, NULL) == MG_ERR_ARG &&
      k5.calls == 3, "NULL out: released once");
+  char *odd = malloc(16);
+  ok(mg_tensor_wrap(R, MG_FLOAT64, 1, (int64_t[]){1}, odd + 4, MG_BORROW, NULL, NULL, &w3) == MG_ERR_ARG,
+     "misaligned data is refused");
+  like(mg_last_error(R), "not aligned", "message");
+  free(odd);
   ok(mg_tensor_wrap(R, MG_FLOAT32, 1, (int64_t[]){1}, p5, MG_CALLBACK, NULL, NULL, &w3) == MG_ERR_ARG,
      "MG_CALLBACK without a release function is refused");
 
