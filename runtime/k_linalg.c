@@ -73,7 +73,26 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
   int r = 0;
   if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX)
     r = mg_seterr(rt, "%s: a %lld x %lld x %lld product is too large for BLAS", op, (long long)M, (long long)K, (long long)N);
-  else if (dt == MG_F32)
+  else if (N == 1 || M == 1) {  /* a matrix-vector product: gemv is several times faster */
+    /* N == 1: c = op(A) b. M == 1: c^T = op(B)^T a^T. The matrix as stored is sr x sc. */
+    bool col = N == 1;
+    CBLAS_TRANSPOSE mt;
+    int sr, sc, ld, inc;
+    const void *mp, *vp;
+    if (col) {
+      mt = ta; mp = a.p; vp = b.p; ld = (int)lda;
+      sr = ta == CblasNoTrans ? (int)M : (int)K;
+      sc = ta == CblasNoTrans ? (int)K : (int)M;
+      inc = tb == CblasNoTrans ? (int)ldb : 1;  /* b is K x 1 */
+    } else {
+      mt = tb == CblasNoTrans ? CblasTrans : CblasNoTrans; mp = b.p; vp = a.p; ld = (int)ldb;
+      sr = tb == CblasNoTrans ? (int)K : (int)N;
+      sc = tb == CblasNoTrans ? (int)N : (int)K;
+      inc = ta == CblasNoTrans ? 1 : (int)lda;  /* a is 1 x K */
+    }
+    if (dt == MG_F32) cblas_sgemv(CblasRowMajor, mt, sr, sc, 1.0f, mp, ld, vp, inc, (float)beta, c, 1);
+    else cblas_dgemv(CblasRowMajor, mt, sr, sc, 1.0, mp, ld, vp, inc, beta, c, 1);
+  } else if (dt == MG_F32)
     cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, (float *)a.p, (int)lda, (float *)b.p, (int)ldb,
                 (float)beta, c, (int)N);
   else

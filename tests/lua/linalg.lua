@@ -122,6 +122,18 @@ do
   local v = mg.randn(5, 3, {dtype = "float64"}):select(2, 2)  -- a strided vector
   T:near(mg.matmul(A:t(), v), mg.matmul(A:t():contiguous(), v:contiguous()), 1e-12, "strided vector")
   T:near(mg.dot(v, v), mg.dot(v:contiguous(), v:contiguous()), 1e-12, "dot of strided vectors")
+  -- matrix-vector products (gemv) with every operand layout
+  local u = mg.randn(4, 2, {dtype = "float64"}):select(2, 1)  -- 4 elements, stride 2
+  local Bt = B:t()  -- {5,6}, transposed
+  T:near(mg.matmul(u, A:t():contiguous()), mg.matmul(u:contiguous(), A:t():contiguous()), 1e-12, "strided vector @ matrix")
+  T:near(mg.matmul(v, Bt), mg.matmul(v:contiguous(), Bt:contiguous()), 1e-12, "strided vector @ transposed matrix")
+  T:near(mg.matmul(v:unsqueeze(1), Bt), mg.matmul(v:contiguous():view(1, 5), Bt:contiguous()), 1e-12, "{1,5} @ transposed {5,6}")
+  T:near(mg.matmul(Bt:t(), v), mg.matmul(B, v:contiguous()), 1e-12, "matrix @ strided vector")
+  T:near(mg.matmul(A:t(), v:unsqueeze(2)), mg.matmul(A:t():contiguous(), v:contiguous():view(5, 1)), 1e-12,
+         "transposed {4,5} @ {5,1}")
+  T:near(mg.matmul(A:t():narrow(1, 2, 1), Bt), mg.matmul(A:t():contiguous():narrow(1, 2, 1), Bt:contiguous()), 1e-12,
+         "a one-row slice of a transposed matrix @ transposed matrix")
+  T:near(mg.linear(v, Bt:t()), mg.matmul(Bt:t():contiguous(), v:contiguous()), 1e-12, "linear of a strided vector")
   local function rg(t) return mg.tensor(t, {dtype = "float64", requires_grad = true}) end
   local a, b = rg(mg.randn(4, 3)), rg(mg.randn(5, 4))
   local function check(name, fn, ins)
@@ -132,6 +144,8 @@ do
   check("matmul of transposed operands", function(x, y) return mg.matmul(x:t(), y:t()) end, {a, b})
   check("matmul of a narrowed operand", function(x, y) return mg.matmul(y:narrow(2, 2, 3), x:narrow(1, 1, 3)) end, {a, b})
   check("matmul with an expanded batch", function(x, y) return mg.matmul(x:unsqueeze(1):expand(2, 4, 3), y:narrow(2, 1, 3):t()) end, {a, b})
+  check("matrix-vector products", function(x, y) return mg.matmul(x:select(2, 2), y:t()) + mg.matmul(y, x:select(2, 1)) end, {a, b})
+  check("linear of a batch of one", function(x, y) return mg.linear(x:t():narrow(1, 2, 1), y) end, {a, b})
   check("matmul of a permuted batch", function(x) return mg.matmul(x:view(2, 2, 3):permute(2, 1, 3), x:t()) end, {a})
 end
 
