@@ -78,12 +78,14 @@ check-asan:
 	        XLDFLAGS="-fsanitize=address,undefined" OPT="-O1 -g" test
 
 # The C tests under valgrind: no memory errors and no definite leaks. VG_PROGS may name more
-# programs to run the same way (e.g. an embedding example), VG_LUA Lua tests under the runner.
+# programs to run the same way (e.g. an embedding example), VG_LUA Lua tests under the runner
+# (by default the misuse corpus: error paths are where leaks hide).
+VG_LUA ?= $(wildcard tests/lua/misuse*.lua)
 VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-            --show-leak-kinds=definite --suppressions=tools/valgrind.supp
+            --show-leak-kinds=definite
 check-valgrind: deps all $(CTESTS) $(VG_PROGS)
 	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is not installed (apt-get install valgrind)"; exit 1; }
-	OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) prove --exec '$(VALGRIND)' $(PROVE_FLAGS) $(CTESTS) $(VG_PROGS)
+	$(if $(CTESTS)$(VG_PROGS),OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) prove --exec '$(VALGRIND)' $(PROVE_FLAGS) $(CTESTS) $(VG_PROGS))
 	$(if $(VG_LUA),OPENBLAS_NUM_THREADS=1 MG_BUILD=$(BUILD) prove --exec '$(VALGRIND) $(BUILD)/moongrad' $(PROVE_FLAGS) $(VG_LUA))
 
 demo: deps all
