@@ -72,7 +72,7 @@ typedef enum {
 /* the sum of one contiguous row, or of its squared deviations from m, in eight
 ** independent double accumulators: the compiler packs them into vector lanes */
 #define DEF_ROWSUM(T, S)                                                                           \
-static double rowsum_##S(const T *x, int64_t n, bool sq, double m) {                              \
+static double rowsum_##S(const T *x, int64_t n, bool sq, double m) {                               \
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;                           \
   int64_t i = 0;                                                                                   \
   if (!sq)                                                                                         \
@@ -102,8 +102,8 @@ typedef int32_t vi4 __attribute__((vector_size(16)));
 typedef double vd2 __attribute__((vector_size(16)));
 typedef int64_t vl2 __attribute__((vector_size(16)));
 
-#define DEF_ROWMAX(T, S, VT, VI, W)                                                                 \
-static T rowmax_##S(const T *x, int64_t n, bool is_max, int64_t *ix) {                            \
+#define DEF_ROWMAX(T, S, VT, VI, W)                                                                \
+static T rowmax_##S(const T *x, int64_t n, bool is_max, int64_t *ix) {                             \
   T best = x[0];                                                                                   \
   bool nan = x[0] != x[0];                                                                         \
   int64_t i = 0;                                                                                   \
@@ -478,7 +478,7 @@ mg_tensor *mg_std(mg_tensor *x, int dim, bool keepdim, bool unbiased) { return v
 #define DEF_NORM(T, S)                                                                             \
 static double norm_##S(const T *x, int64_t n, double p) {                                          \
   double s = 0;                                                                                    \
-  if (p == 2) { for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i]; return sqrt(s); }        \
+  if (p == 2) return sqrt(rowsum_##S(x, n, true, 0));                                              \
   if (p == 1) { for (int64_t i = 0; i < n; i++) s += fabs((double)x[i]); return s; }               \
   if (p == 0) { for (int64_t i = 0; i < n; i++) s += x[i] != 0; return s; }                        \
   if (isinf(p)) {                                                                                  \
