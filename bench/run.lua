@@ -56,7 +56,7 @@ local M = q(runner)
 local P = python and q(python) or nil
 local jobs = {
   { id = "tiny", mg = M .. " bench/tiny_op.lua 500000", py = P and P .. " bench/tiny_op.py 500000", parse = kv },
-  { id = "linreg", mg = M .. " bench/linreg_step.lua 20000", py = P and P .. " bench/linreg_step.py 20000", parse = kv },
+  { id = "linreg", mg = M .. " bench/linreg_step.lua 5000", py = P and P .. " bench/linreg_step.py 5000", parse = kv },
   { id = "mlp1", mg = M .. " bench/fmnist.lua mlp 1", py = P and P .. " bench/fmnist.py --model mlp --threads 1", parse = kv },
   { id = "mlp2", mg = M .. " bench/fmnist.lua mlp 2", py = P and P .. " bench/fmnist.py --model mlp --threads 2", parse = kv },
   { id = "cnn1", mg = M .. " bench/fmnist.lua cnn 1", py = P and P .. " bench/fmnist.py --model cnn --threads 1", parse = kv },

@@ -17,10 +17,10 @@ usage: moongrad scripts/fashion_mnist.lua [options]
                         cnn: conv 1->8 5x5, ReLU, max-pool 2, conv 8->16 5x5, ReLU,
                         max-pool 2, linear 256->10
   --epochs N            train until epoch N (default 5; with --resume, the total count)
-  --lr X                learning rate (default: sgd 0.01 for mlp, 0.05 for cnn;
-                        adam/adamw/rmsprop 0.001; adagrad 0.01)
-  --lr-decay G          multiply the learning rate by G after every epoch (default 1:
-                        constant; lr of epoch e = lr * G^(e-1))
+  --lr X                learning rate of epoch 1 (default: sgd 0.02 for mlp, 0.05 for
+                        cnn; adam/adamw/rmsprop 0.001; adagrad 0.01)
+  --lr-decay G          multiply the learning rate by G after every epoch: lr of epoch e
+                        is lr * G^(e-1) (default: sgd 0.6 for mlp, 0.7 for cnn; else 1)
   --optim NAME          any optimizer plugin: sgd (momentum 0.9, the default), adam, ...
   --batch-size N        mini-batch size (default 64)
   --threads N           worker threads (default: the runner's, see moongrad -t)
@@ -120,7 +120,7 @@ end
 
 -- settings that shape the trajectory; a resumed run takes them from the checkpoint
 local SHAPING = { "model", "optim", "batch-size", "seed", "limit", "lr-decay" }
-local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0, ["lr-decay"] = 1,
+local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0,
                    epochs = 5, out = "runs/fashion_mnist" }
 
 local cfg = {}
@@ -140,8 +140,10 @@ end
 for k, v in pairs(given) do cfg[k] = v end
 if cfg.limit == 0 then cfg.limit = nil end
 
-local DEFAULT_LR = { sgd = { mlp = 0.01, cnn = 0.05 }, adam = 1e-3, adamw = 1e-3, rmsprop = 1e-3,
+-- tuned so that 5 epochs reach >= 88% (mlp) and >= 89% (cnn) test accuracy
+local DEFAULT_LR = { sgd = { mlp = 0.02, cnn = 0.05 }, adam = 1e-3, adamw = 1e-3, rmsprop = 1e-3,
                      adagrad = 1e-2 }
+local DEFAULT_DECAY = { sgd = { mlp = 0.6, cnn = 0.7 } }
 do
   local found = false
   local names = {}
@@ -158,6 +160,10 @@ do
     local d = DEFAULT_LR[cfg.optim]
     if type(d) == "table" then d = d[cfg.model] end
     cfg.lr = d or 1e-3
+  end
+  if not cfg["lr-decay"] then
+    local d = DEFAULT_DECAY[cfg.optim]
+    cfg["lr-decay"] = d and d[cfg.model] or 1
   end
 end
 
