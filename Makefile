@@ -73,8 +73,10 @@ deps:
 test: deps all $(CTESTS)
 	MG_BUILD=$(BUILD) prove --exec tools/run-test $(PROVE_FLAGS) $(CTESTS) tests/lua/*.lua
 
+# The whole suite under AddressSanitizer + UBSan (own build dir: ASAN_BUILD).
+ASAN_BUILD ?= build-asan
 check-asan:
-	ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 $(MAKE) BUILD=build-asan XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 $(MAKE) BUILD=$(ASAN_BUILD) XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        XLDFLAGS="-fsanitize=address,undefined" OPT="-O1 -g" test
 
 # The C tests under valgrind: no memory errors and no definite leaks. VG_PROGS may name more
