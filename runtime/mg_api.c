@@ -69,7 +69,7 @@ static void set_msg(mg_runtime *R, const char *s) {
 
 static mg_status fail(mg_runtime *R, mg_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static mg_status fail(mg_runtime *R, mg_status st, const char *fmt, ...) {
-  char buf[MG_ERRLEN + 256];
+  char buf[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
@@ -199,10 +199,12 @@ static mg_status protect(mg_runtime *R, bool budgeted, int (*fn)(lua_State *, vo
     else if (st == LUA_ERRSYNTAX) s = MG_ERR_SYNTAX;
     else if (st == LUA_ERRFILE) s = MG_ERR_FILE;
     else s = MG_ERR_RUN;
-    if (s == MG_ERR_MEMORY && R->limit)
-      fail(R, s, "%s (memory limit %zu bytes: Lua %zu, tensors %zu in use)", m, R->limit, R->lua_bytes,
-           R->rt->live_bytes);
-    else set_msg(R, m);
+    if (s == MG_ERR_MEMORY && R->limit) {  /* the figures go on the first line, before any traceback */
+      const char *nl = strchr(m, '\n');
+      int first = nl ? (int)(nl - m) : (int)strlen(m);
+      fail(R, s, "%.*s (memory limit %zu bytes: Lua %zu, tensors %zu in use)%s", first, m, R->limit, R->lua_bytes,
+           R->rt->live_bytes, nl ? nl : "");
+    } else set_msg(R, m);
     /* what the failed call left behind is garbage now */
     lua_settop(L, top);
     R->rt->grad_enabled = grad;
