@@ -78,16 +78,17 @@ static int l_randn(lua_State *L) { return random_fill(L, true, "randn"); }
 
 static int l_randint(lua_State *L) {
   lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
-  if (hi < lo) return luaL_error(L, "randint: empty range [%d, %d] (lo must be <= hi)", (int)lo, (int)hi);
+  if (hi < lo) return mgl_errorf(L, "randint: empty range [%lld, %lld] (lo must be <= hi)", (long long)lo, (long long)hi);
   int64_t shape[MG_MAX_DIMS];
   mg_dtype dt; bool rg;
   int nd = shape_and_opts(L, 3, shape, &dt, &rg, "randint");
   mg_rt *rt = mgl_rt(L);
   mg_tensor *t = mg_empty(rt, dt, nd, shape);
   if (t) {
-    uint64_t span = (uint64_t)(hi - lo) + 1;
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;  /* 0: the full 64-bit range */
     for (int64_t i = 0; i < t->numel; i++) {
-      double v = (double)(lo + (lua_Integer)(mg_rand_u64(rt) % span));
+      uint64_t r = mg_rand_u64(rt);
+      double v = (double)(lua_Integer)((uint64_t)lo + (span ? r % span : r));
       if (dt == MG_F32) mg_f32(t)[i] = (float)v; else mg_f64(t)[i] = v;
     }
   }
