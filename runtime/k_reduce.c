@@ -136,8 +136,8 @@ DEF_ROWMAX(double, f64, vd2, vl2, 2)
 ** EXPDEV and EQ; MAX and MIN (n >= 1) also write the first arg index into idx
 ** (NaN wins, as in PyTorch) */
 #define DEF_REDUCE(T, S, EXP)                                                                      \
-static void reduce_##S(rkind kind, const T *x, const rplan *p, const double *c, double *acc,       \
-                       int64_t *idx) {                                                             \
+static void reduce_##S(rkind kind, const T *restrict x, const rplan *p, const double *restrict c,  \
+                       double *restrict acc, int64_t *restrict idx) {                              \
   int64_t n = p->n, in = p->inner;                                                                 \
   for (int64_t o = 0; o < p->outer; o++, x += n * in, acc += in) {                                 \
     const double *cc = c ? c + o * in : NULL;                                                      \
