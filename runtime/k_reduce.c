@@ -94,10 +94,10 @@ static double rowsum_##S(const T *x, int64_t n, bool sq, double m) {            
 DEF_ROWSUM(float, f32)
 DEF_ROWSUM(double, f64)
 
-typedef float vf4 __attribute__((vector_size(16)));
 /* max (or min) of one contiguous row of n >= 1 and the index of its first occurrence:
-** lanes of four (two) compare and select without branches, a NaN anywhere wins; the
-** index is then the first element equal to the result */
+** lanes of four floats (two doubles) compare and select without branches, a NaN
+** anywhere wins; the index is then that of the first element equal to the result */
+typedef float vf4 __attribute__((vector_size(16)));
 typedef int32_t vi4 __attribute__((vector_size(16)));
 typedef double vd2 __attribute__((vector_size(16)));
 typedef int64_t vl2 __attribute__((vector_size(16)));
@@ -202,7 +202,6 @@ static void reduce_##S(rkind kind, const T *restrict x, const rplan *p, const do
 DEF_REDUCE(float, f32, expf)
 DEF_REDUCE(double, f64, exp)
 
-/* acc (outer*inner doubles) = reduction of x as planned */
 /* does x cover one dense block of memory, its dims in some order (a transpose or permute)? */
 static bool dense_permuted(const mg_tensor *x) {
   int64_t need = 1;
@@ -223,7 +222,8 @@ static void dispatch(rkind kind, mg_dtype dt, const void *data, const rplan *p, 
   else reduce_f64(kind, data, p, c, acc, idx);
 }
 
-/* Strided inputs are copied first, except two layouts read in place: a transposed matrix
+/* acc (outer*inner doubles) = reduction of x as planned. Strided inputs are copied
+** first, except two layouts read in place: a transposed matrix
 ** (reduce its contiguous base over the other dim) and, when only values are wanted from a
 ** whole-tensor reduction, any permutation of a dense block. */
 static int run(rkind kind, mg_tensor *x, const rplan *p, const double *c, double *acc, int64_t *idx) {
