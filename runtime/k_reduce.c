@@ -473,76 +473,97 @@ static mg_tensor *var_std(mg_tensor *x, int dim, bool keepdim, bool unbiased, bo
 mg_tensor *mg_var(mg_tensor *x, int dim, bool keepdim, bool unbiased) { return var_std(x, dim, keepdim, unbiased, false); }
 mg_tensor *mg_std(mg_tensor *x, int dim, bool keepdim, bool unbiased) { return var_std(x, dim, keepdim, unbiased, true); }
 
-/* ---- norm (whole tensor) -------------------------------------------------------------- */
+/* ---- norm --------------------------------------------------------------------------------- */
 
+/* the p-norm of n elements at stride s */
 #define DEF_NORM(T, S)                                                                             \
-static double norm_##S(const T *x, int64_t n, double p) {                                          \
-  double s = 0;                                                                                    \
-  if (p == 2) return sqrt(rowsum_##S(x, n, true, 0));                                              \
-  if (p == 1) { for (int64_t i = 0; i < n; i++) s += fabs((double)x[i]); return s; }               \
-  if (p == 0) { for (int64_t i = 0; i < n; i++) s += x[i] != 0; return s; }                        \
+static double norm_##S(const T *x, int64_t n, int64_t s, double p) {                               \
+  double r = 0;                                                                                    \
+  if (p == 2 && s == 1) return sqrt(rowsum_##S(x, n, true, 0));                                    \
+  if (p == 2) { for (int64_t i = 0; i < n; i++) r += (double)x[i * s] * x[i * s]; return sqrt(r); } \
+  if (p == 1) { for (int64_t i = 0; i < n; i++) r += fabs((double)x[i * s]); return r; }           \
+  if (p == 0) { for (int64_t i = 0; i < n; i++) r += x[i * s] != 0; return r; }                    \
   if (isinf(p)) {                                                                                  \
-    s = n ? fabs((double)x[0]) : (p > 0 ? 0 : INFINITY);                                           \
-    for (int64_t i = 1; i < n && s == s; i++) {                                                    \
-      double v = fabs((double)x[i]);                                                               \
-      if ((p > 0 ? v > s : v < s) || v != v) s = v;                                                \
+    r = n ? fabs((double)x[0]) : (p > 0 ? 0 : INFINITY);                                           \
+    for (int64_t i = 1; i < n && r == r; i++) {                                                    \
+      double v = fabs((double)x[i * s]);                                                           \
+      if ((p > 0 ? v > r : v < r) || v != v) r = v;                                                \
     }                                                                                              \
-    return s;                                                                                      \
+    return r;                                                                                      \
   }                                                                                                \
-  for (int64_t i = 0; i < n; i++) s += pow(fabs((double)x[i]), p);                                 \
-  return pow(s, 1 / p);                                                                            \
+  for (int64_t i = 0; i < n; i++) r += pow(fabs((double)x[i * s]), p);                             \
+  return pow(r, 1 / p);                                                                            \
 }                                                                                                  \
-/* PyTorch's norm_backward: sign(x)|x|^(p-1) / norm^(p-1), 0 where norm == 0 (p >= 1);             \
-** p < 1 masks x == 0 instead; +-inf spreads evenly over the ties of |x| == norm */                \
-static void norm_bw_##S(T *gx, const T *x, int64_t n, double p, double nrm, double g) {            \
-  if (p == 0) { for (int64_t i = 0; i < n; i++) gx[i] = 0; return; }                               \
+/* PyTorch's norm_backward: sign(x)|x|^(p-1) / norm^(p-1), 0 where norm == 0 (p >= 1);           \
+** p < 1 masks x == 0 instead; +-inf shares the gradient among the ties |x| == norm */            \
+static void norm_bw_##S(T *gx, const T *x, int64_t n, int64_t s, double p, double nrm, double g) { \
+  if (p == 0) { for (int64_t i = 0; i < n; i++) gx[i * s] = 0; return; }                          \
   if (isinf(p)) {                                                                                  \
     double cnt = 0;                                                                                \
-    for (int64_t i = 0; i < n; i++) { double v = fabs((double)x[i]); cnt += v == nrm || v != v; }  \
+    for (int64_t i = 0; i < n; i++) { double v = fabs((double)x[i * s]); cnt += v == nrm || v != v; } \
     for (int64_t i = 0; i < n; i++) {                                                              \
-      double v = fabs((double)x[i]), sg = (x[i] > 0) - (x[i] < 0);                                 \
-      gx[i] = (T)((v == nrm || v != v) ? sg * g / cnt : 0);                                        \
+      double v = fabs((double)x[i * s]), sg = (x[i * s] > 0) - (x[i * s] < 0);                     \
+      gx[i * s] = (T)((v == nrm || v != v) ? sg * g / cnt : 0);                                    \
     }                                                                                              \
     return;                                                                                        \
   }                                                                                                \
   for (int64_t i = 0; i < n; i++) {                                                                \
-    double v = x[i], sg = (v > 0) - (v < 0), d;                                                    \
+    double v = x[i * s], sg = (v > 0) - (v < 0), d;                                                \
     if (p == 1) d = sg;                                                                            \
     else if (p == 2) d = nrm == 0 ? 0 : v / nrm;                                                   \
     else if (p < 1) d = v == 0 ? 0 : sg * pow(fabs(v), p - 1) * pow(nrm, 1 - p);                   \
     else if (p < 2) d = nrm == 0 ? 0 : sg * pow(fabs(v), p - 1) / pow(nrm, p - 1);                 \
     else d = nrm == 0 ? 0 : v * pow(fabs(v), p - 2) / pow(nrm, p - 1);                             \
-    gx[i] = (T)(g * d);                                                                            \
+    gx[i * s] = (T)(g * d);                                                                        \
   }                                                                                                \
 }
 DEF_NORM(float, f32)
 DEF_NORM(double, f64)
 
 static int norm_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
-  mg_tensor *x = mg_saved(n, 0);
-  if (!x) return -1;
-  mg_tensor *xc = dense(x), *gx = xc ? mg_empty_like(xc) : NULL;
-  double gv = mg_get_flat(g, 0), p = n->f[0], nrm = n->f[1];
-  if (gx && x->dtype == MG_F32) norm_bw_f32(mg_f32(gx), mg_f32(xc), x->numel, p, nrm, gv);
-  else if (gx) norm_bw_f64(mg_f64(gx), mg_f64(xc), x->numel, p, nrm, gv);
+  mg_tensor *x = mg_saved(n, 0), *y = x ? mg_saved(n, 1) : NULL;
+  if (!y) return -1;
+  rplan p;
+  node_plan(n, &p);
+  double *gv = grad_vals(n, g), *nv = gv ? grad_vals(n, y) : NULL;
+  mg_tensor *xc = nv ? dense(x) : NULL, *gx = xc ? mg_empty_like(xc) : NULL;
+  for (int64_t o = 0; gx && o < p.outer; o++)
+    for (int64_t j = 0; j < p.inner; j++) {
+      int64_t r = o * p.inner + j, at = o * p.n * p.inner + j;
+      if (x->dtype == MG_F32) norm_bw_f32(mg_f32(gx) + at, mg_f32(xc) + at, p.n, p.inner, n->f[0], nv[r], gv[r]);
+      else norm_bw_f64(mg_f64(gx) + at, mg_f64(xc) + at, p.n, p.inner, n->f[0], nv[r], gv[r]);
+    }
+  free(gv);
+  free(nv);
   mg_release(xc);
   gin[0] = gx;
   return gx ? 0 : -1;
 }
 
-mg_tensor *mg_norm(mg_tensor *x, double p) {
-  if (mg_check_alive(x, "norm")) return NULL;
+mg_tensor *mg_norm_dim(mg_tensor *x, double p, int dim, bool keepdim) {
+  rplan pl;
+  if (plan(x, dim, keepdim, "norm", &pl)) return NULL;
   if (isnan(p)) { mg_seterr(x->rt, "norm: p must be a number, got nan"); return NULL; }
-  mg_tensor *xc = dense(x);
-  if (!xc) return NULL;
-  double v = xc->dtype == MG_F32 ? norm_f32(mg_f32(xc), xc->numel, p) : norm_f64(mg_f64(xc), xc->numel, p);
+  double *acc = scratch(x->rt, pl.outer * pl.inner, "norm");
+  mg_tensor *xc = acc ? dense(x) : NULL, *out = NULL;
+  if (xc) {
+    for (int64_t o = 0; o < pl.outer; o++)
+      for (int64_t j = 0; j < pl.inner; j++) {
+        int64_t at = o * pl.n * pl.inner + j;
+        acc[o * pl.inner + j] = xc->dtype == MG_F32 ? norm_f32(mg_f32(xc) + at, pl.n, pl.inner, p)
+                                                    : norm_f64(mg_f64(xc) + at, pl.n, pl.inner, p);
+      }
+    out = result_of(x, &pl, acc);
+  }
+  free(acc);
   mg_release(xc);
-  mg_tensor *out = mg_scalar(x->rt, x->dtype, v);
   if (!out) return NULL;
   mg_node *n = mg_record(out, "norm", norm_bw, 1, &x);
-  if (n) { n->f[0] = p; n->f[1] = x->dtype == MG_F32 ? (double)(float)v : v; mg_save(n, x); }
+  if (n) { n->i[0] = pl.dim; n->f[0] = p; mg_save(n, x); mg_save(n, out); }
   return out;
 }
+
+mg_tensor *mg_norm(mg_tensor *x, double p) { return mg_norm_dim(x, p, -1, false); }
 
 /* ---- logsumexp ------------------------------------------------------------------------ */
 

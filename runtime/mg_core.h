@@ -255,6 +255,7 @@ mg_tensor *mg_prod(mg_tensor *x, int dim, bool keepdim);
 mg_tensor *mg_var(mg_tensor *x, int dim, bool keepdim, bool unbiased);
 mg_tensor *mg_std(mg_tensor *x, int dim, bool keepdim, bool unbiased);
 mg_tensor *mg_norm(mg_tensor *x, double p);
+mg_tensor *mg_norm_dim(mg_tensor *x, double p, int dim, bool keepdim); /* dim < 0: whole tensor */
 mg_tensor *mg_logsumexp(mg_tensor *x, int dim, bool keepdim);
 /* values and 0-based indices (indices as the input's dtype, not differentiable);
 ** dim < 0: whole tensor, *idx may be NULL */
