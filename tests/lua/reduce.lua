@@ -7,8 +7,7 @@
 -- then e.g. R.sum2 = X.sum(1), R.var3 = X.var(2), R.imax1 = X.max(0)[1] + 1 (1-based),
 -- R.varb* = var(unbiased=False), R.lse* = logsumexp, R.g* = .grad after backward of the named
 -- op (R.gmax3: X.max(2)[0].sum()), R.norm[p] = X.norm(p), R.normd[p][d] = X.norm(p, d - 1);
--- the other inputs are written
--- out next to their use. NaN is written 0/0.
+-- the other inputs are written out next to their use. NaN is written 0/0.
 local mg = require("moongrad")
 local T = mg.test()
 local R = {norm = {}, normd = {[2] = {}, [1] = {}, [math.huge] = {}, [3] = {}, [0.5] = {}, [0] = {}}}
