@@ -84,7 +84,8 @@ static int var_std(lua_State *L, bool is_std) {
 static int r_var(lua_State *L) { return var_std(L, false); }
 static int r_std(lua_State *L) { return var_std(L, true); }
 
-/* norm([p [, dim [, keepdim]]]): p a number (default 2, math.huge for the max norm) or "fro" */
+/* norm([p]): p a number (default 2, math.huge for the max norm) or "fro". The core also
+** reduces over a dim (mg_norm_dim); from Lua a dim is refused for now. */
 static int r_norm(lua_State *L) {
   mg_tensor *t = mgl_check(L, 1, "norm");
   double p = 2;
@@ -92,9 +93,9 @@ static int r_norm(lua_State *L) {
   else if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else if (!lua_isnoneornil(L, 2))
     return luaL_error(L, "norm: argument #2 (p): expected a number or \"fro\", got %s", luaL_typename(L, 2));
-  int d = mgl_optdim(L, 3, t->ndim, "norm", -1);
-  bool keep = optbool(L, 4, false, "norm", "keepdim");
-  return mgl_push(L, mg_norm_dim(t, p, d, keep));
+  if (!lua_isnoneornil(L, 3))
+    return luaL_error(L, "norm: only the norm of the whole tensor is supported (got a dim argument)");
+  return mgl_push(L, mg_norm(t, p));
 }
 
 /* max() -> 0-dim value; max(dim [, keepdim]) -> values, 1-based indices; max(other) -> maximum */

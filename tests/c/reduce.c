@@ -96,6 +96,54 @@ int main(void) {
   is_num(at(w->grad, 5), 9, 1e-12, "grad w(1,2) = 3 + 6");
   is_num(at(b->grad, 0), 2, 1e-12, "grad b = 2");
 
+  /* norm over a dim (mg_norm_dim); expected values from PyTorch 1.13: X.norm(p, dim) with
+  ** X = torch.tensor([((i*7) % 11 - 5) / 2 for i in range(24)], float64).view(2,3,4) */
+  double Xv[24];
+  for (int i = 0; i < 24; i++) Xv[i] = ((i * 7) % 11 - 5) / 2.0;
+  mg_tensor *X = mk(rt, MG_F64, 3, (int64_t[]){2, 3, 4}, Xv);
+  X->requires_grad = true;
+  mg_tensor *n2 = mg_norm_dim(X, 2, 2, false), *ninf = mg_norm_dim(X, INFINITY, 0, false);
+  mg_tensor *n3 = mg_norm_dim(X, 3, 1, true), *nh = mg_norm_dim(X, 0.5, 2, false);
+  ok(n2->ndim == 2 && n2->shape[0] == 2 && n2->shape[1] == 3, "norm(2) over dim 2 -> {2,3}");
+  is_num(at(n2, 0), 3.8078865529319543, 1e-12, "norm(2, dim 2) (0,0)");
+  is_num(at(n2, 5), 3.122498999199199, 1e-12, "norm(2, dim 2) (1,2)");
+  is_num(at(ninf, 0) + at(ninf, 1) + at(ninf, 4), 2.5 + 1.0 + 1.5, 1e-12, "norm(inf, dim 0)");
+  ok(n3->ndim == 3 && n3->shape[1] == 1, "norm(3) over dim 1 with keepdim -> {2,1,4}");
+  is_num(at(n3, 3), 3.1498026247371826, 1e-12, "norm(3, dim 1) (0,0,3)");
+  is_num(at(nh, 1), 11.19615242270663, 1e-10, "norm(0.5, dim 2) (0,1)");
+  /* gradient of sum(norm(3, dim 1)) against central differences */
+  mg_tensor *n3s = mg_sum(n3, -1, false);
+  ok(mg_backward(n3s, NULL, false) == 0, "backward through norm over a dim");
+  double worst = 0;
+  for (int i = 0; i < 24; i++) {
+    double keep = Xv[i], f[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+      Xv[i] = keep + (sgn ? -1e-6 : 1e-6);
+      mg_tensor *Xp = mk(rt, MG_F64, 3, (int64_t[]){2, 3, 4}, Xv), *np = mg_norm_dim(Xp, 3, 1, true);
+      mg_tensor *sp = mg_sum(np, -1, false);
+      f[sgn] = at(sp, 0);
+      mg_release(Xp); mg_release(np); mg_release(sp);
+    }
+    Xv[i] = keep;
+    double num = (f[0] - f[1]) / 2e-6, d = fabs(num - at(X->grad, i));
+    if (d > worst) worst = d;
+  }
+  ok(worst < 1e-6, "norm(3, dim 1) gradient matches finite differences (max error %.2g)", worst);
+  /* PyTorch: a zero row has gradient 0; the max norm shares the gradient among ties */
+  double zr[] = {0, 0, 3, 4}, tr[] = {1, -3, 3, 2, 0, -2};
+  mg_tensor *Z = mk(rt, MG_F64, 2, (int64_t[]){2, 2}, zr), *Tt = mk(rt, MG_F64, 2, (int64_t[]){2, 3}, tr);
+  Z->requires_grad = Tt->requires_grad = true;
+  mg_tensor *zn = mg_norm_dim(Z, 2, 1, false), *zs = mg_sum(zn, -1, false);
+  mg_tensor *tn = mg_norm_dim(Tt, INFINITY, 1, false), *ts = mg_sum(tn, -1, false);
+  ok(mg_backward(zs, NULL, false) == 0 && mg_backward(ts, NULL, false) == 0, "backward of row norms");
+  ok(at(Z->grad, 0) == 0 && at(Z->grad, 1) == 0 && fabs(at(Z->grad, 2) - 0.6) < 1e-12 && fabs(at(Z->grad, 3) - 0.8) < 1e-12,
+     "norm(2) over rows: a zero row gets 0, (3,4) gets (0.6, 0.8)");
+  double want[] = {0, -0.5, 0.5, 0.5, 0, -0.5}, off = 0;
+  for (int i = 0; i < 6; i++) off += fabs(at(Tt->grad, i) - want[i]);
+  ok(off < 1e-12, "norm(inf) over rows shares the gradient among ties (as PyTorch)");
+  mg_tensor *more[] = {X, n2, ninf, n3, nh, n3s, Z, Tt, zn, zs, tn, ts};
+  for (size_t i = 0; i < sizeof more / sizeof *more; i++) mg_release(more[i]);
+
   /* release everything: no tensor memory left */
   mg_tensor *all[] = {s, s0, k, v, vb, sd, mv, mi, mn, am, am0, e, es, ones, os, a, at_, p, y, L, xl, w, b, x};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) mg_release(all[i]);
