@@ -47,6 +47,10 @@ static void *pack(const mat *m, size_t es) {
   return o;
 }
 
+/* products of at most this many multiply-adds skip BLAS (measured: the call
+** alone costs what ~64 multiply-adds do) */
+#define TINY_GEMM 64
+
 /* c (row-major m x n, contiguous) = a @ b + beta * c */
 static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, double beta) {
   int64_t M = a.r, K = a.c, N = b.c;
@@ -54,6 +58,19 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
   if (M == 0 || N == 0) return 0;
   if (K == 0) {
     if (beta == 0) memset(c, 0, (size_t)(M * N) * es);
+    return 0;
+  }
+  if (M * N * K <= TINY_GEMM) {  /* a BLAS call costs ~0.3 us; a tiny product is cheaper by hand */
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double s = 0;
+        if (dt == MG_F32)
+          for (int64_t k = 0; k < K; k++) s += (double)((float *)a.p)[i * a.sr + k * a.sc] * ((float *)b.p)[k * b.sr + j * b.sc];
+        else
+          for (int64_t k = 0; k < K; k++) s += ((double *)a.p)[i * a.sr + k * a.sc] * ((double *)b.p)[k * b.sr + j * b.sc];
+        if (dt == MG_F32) { float *o = (float *)c + i * N + j; *o = (float)(s + (beta != 0 ? beta * *o : 0)); }
+        else { double *o = (double *)c + i * N + j; *o = s + (beta != 0 ? beta * *o : 0); }
+      }
     return 0;
   }
   CBLAS_TRANSPOSE ta, tb;
