@@ -85,10 +85,12 @@ end
 local Bar = {}
 Bar.__index = Bar
 
--- mg.util.progress(total [, {label=, width=, out=, tty=, interval=}])
+-- mg.util.progress(total [, {label=, width=, out=, tty=, interval=, min_interval=}])
 --   total: number of items (nil when unknown); width: characters of the bar (default 25);
 --   out: anything with :write (default io.stderr); tty: force live (true) or plain (false)
---   output; interval: seconds between plain lines besides every 10% (default 30).
+--   output; plain output prints a line at each 10% of progress when at least min_interval
+--   seconds (default 1) have passed since the last one, a line every `interval` seconds
+--   (default 30) in between, and a final line: a fast loop prints only its final line.
 function U.progress(total, opts)
   if total ~= nil and (type(total) ~= "number" or total < 0 or isnan(total)) then
     error("progress: total must be a non-negative number or nil, got " .. tostring(total), 2)
@@ -111,7 +113,7 @@ function U.progress(total, opts)
   local self = setmetatable({
     total = total, n = 0, label = opts.label and tostring(opts.label) or nil,
     width = floor(width), out = out, tty = tty, t0 = t0,
-    interval = opts.interval or 30, redraw = opts.redraw or 0.1,
+    interval = opts.interval or 30, min_interval = opts.min_interval or 1, redraw = opts.redraw or 0.1,
     last_draw = -huge, last_line = t0, next_pct = 10, finished = false, linelen = 0,
   }, Bar)
   if tty then self:_draw(t0) end
@@ -186,7 +188,7 @@ function Bar:_tick(force)
   if self.total and self.total > 0 then
     local pct = self.n / self.total * 100
     if pct >= self.next_pct then
-      due = true
+      due = t - self.last_line >= self.min_interval
       while self.next_pct <= pct do self.next_pct = self.next_pct + 10 end
     end
   end

@@ -21,7 +21,7 @@ end
 
 do -- 1000 items at 100 it/s, not a terminal: one line per 10%
   local out = sink()
-  local bar = U.progress(1000, { label = "train", out = out })
+  local bar = U.progress(1000, { label = "train", out = out, min_interval = 0.5 })
   T:eq(bar.tty, false, "an object with :write is not a terminal")
   for i = 1, 1000 do now = now + 0.01; bar:update(i, { loss = 1 / i }) end
   local text = out:text()
@@ -34,12 +34,17 @@ do -- 1000 items at 100 it/s, not a terminal: one line per 10%
   T:eq(#lines(out:text()), 10, "done() after completion prints nothing more")
 end
 
-do -- many fast updates never flood
+do -- many fast updates never flood: 10% lines need min_interval (1 s) since the last line
   now = 0
   local out = sink()
   local bar = U.progress(100000, { out = out })
   for i = 1, 100000 do bar:update(i) end
-  T:eq(#lines(out:text()), 10, "100000 updates -> 10 lines")
+  T:eq(#lines(out:text()), 1, "100000 instant updates -> only the final line")
+  now = 0
+  out = sink()
+  bar = U.progress(1000, { out = out })
+  for i = 1, 1000 do now = i * 0.004; bar:update(i) end
+  T:eq(#lines(out:text()), 4, "a 4-second loop: lines at 30%, 60%, 90% (>= 1 s apart) and the final one")
 end
 
 do -- unknown total: a line at most every `interval` seconds, and at done
