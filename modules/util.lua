@@ -701,12 +701,20 @@ function U.plot(csv_path, svg_path, opts)
     for _, c in ipairs({ { ML + pw - lw - 8, top + 8 }, { ML + pw - lw - 8, top + ph - lh - 8 },
                          { ML + 8, top + 8 }, { ML + 8, top + ph - lh - 8 } }) do
       local cnt = 0
+      local function hit(px, py)
+        if px >= c[1] - 4 and px <= c[1] + lw + 4 and py >= c[2] - 4 and py <= c[2] + lh + 4 then cnt = cnt + 1 end
+      end
       for _, s in ipairs(g) do
-        for _, pnt in ipairs(s.pts) do
+        local pts = s.pts
+        local k = max(1, math.min(16, 4000 // max(#pts, 1)))   -- samples along each segment
+        for i, pnt in ipairs(pts) do
           if pnt then
             local px, py = X(pnt[1]), Y(pnt[2])
-            if px >= c[1] - 4 and px <= c[1] + lw + 4 and py >= c[2] - 4 and py <= c[2] + lh + 4 then
-              cnt = cnt + 1
+            hit(px, py)
+            local q = pts[i + 1]
+            if q then
+              local qx, qy = X(q[1]), Y(q[2])
+              for j = 1, k - 1 do hit(px + (qx - px) * j / k, py + (qy - py) * j / k) end
             end
           end
         end
