@@ -634,6 +634,40 @@ function U.plot(csv_path, svg_path, opts)
   w('<text class="title" x="%.1f" y="28" text-anchor="middle" font-size="16" font-weight="bold">%s</text>\n',
     W / 2, xml(title))
   local function X(x) return ML + (x - x0) / (x1 - x0) * pw end
+  -- long series: per pixel column keep the first, lowest, highest and last point (in order),
+  -- which draws the same picture from a few thousand points
+  for _, s in ipairs(series) do
+    if #s.pts > 4 * pw then
+      local out, bucket, col = {}, {}, nil
+      local function flush()
+        if #bucket == 0 then return end
+        local lo, hi = bucket[1], bucket[1]
+        for _, b in ipairs(bucket) do
+          if b[2][2] < lo[2][2] then lo = b end
+          if b[2][2] > hi[2][2] then hi = b end
+        end
+        local keep = { bucket[1], lo, hi, bucket[#bucket] }
+        table.sort(keep, function(a, b) return a[1] < b[1] end)
+        local last
+        for _, b in ipairs(keep) do
+          if b ~= last then out[#out + 1] = b[2]; last = b end
+        end
+        bucket = {}
+      end
+      for i, pnt in ipairs(s.pts) do
+        if pnt then
+          local c = floor(X(pnt[1]))
+          if c ~= col then flush(); col = c end
+          bucket[#bucket + 1] = { i, pnt }
+        else
+          flush(); col = nil
+          out[#out + 1] = false
+        end
+      end
+      flush()
+      s.pts = out
+    end
+  end
   for p, g in ipairs(groups) do
     local top = MT + (p - 1) * PH
     local ph = PH - MB

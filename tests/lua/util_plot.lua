@@ -103,6 +103,21 @@ do -- gaps (nan, empty), an isolated point, a constant series, one row
   T:ok(read(svg):find("no data", 1, true) ~= nil, "header only: an empty plot saying no data")
 end
 
+do -- a long series is reduced per pixel column, keeping its extremes
+  local rows = { "step,loss" }
+  for i = 1, 20000 do rows[#rows + 1] = ("%d,%g"):format(i, i == 12345 and 9 or math.sin(i / 50)) end
+  write(csv, table.concat(rows, "\n") .. "\n")
+  U.plot(csv, svg)
+  local s = read(svg)
+  local d = s:match('data%-name="loss" d="([^"]*)"')
+  local n = count(d, "[ML]")
+  T:ok(n < 4 * 616 and n > 616, ("20000 points drawn with %d vertices"):format(n))
+  T:eq(table.concat(texts(s, "ytick"), " "), "-2 0 2 4 6 8 10", "the range still covers every value")
+  local top = math.huge
+  for y in d:gmatch(",([%d%.]+)") do top = math.min(top, tonumber(y)) end
+  T:ok(top < 48 + 0.2 * 244, "the spike at step 12345 is kept")
+end
+
 do -- log-scale y: decade ticks, non-positive values are gaps
   local rows = { "epoch,loss" }
   for e = 1, 50 do rows[#rows + 1] = ("%d,%g"):format(e, e == 25 and 0 or 2.3 * math.exp(-e / 6) + 1e-4) end
