@@ -17,11 +17,13 @@ usage: moongrad scripts/fashion_mnist.lua [options]
                         cnn: conv 1->8 5x5, ReLU, max-pool 2, conv 8->16 5x5, ReLU,
                         max-pool 2, linear 256->10
   --epochs N            train until epoch N (default 5; with --resume, the total count)
-  --lr X                learning rate of epoch 1 (default: sgd 0.02 for mlp, 0.05 for
-                        cnn; adam/adamw/rmsprop 0.001; adagrad 0.01)
+  --optim NAME          any optimizer plugin: sgd (with momentum 0.9), adam, adamw, ...
+                        (default: sgd for mlp, adam for cnn)
+  --lr X                learning rate of epoch 1 (default: mlp sgd 0.02, adam 0.001;
+                        cnn sgd 0.05, adam 0.003; adamw/rmsprop 0.001; adagrad 0.01)
   --lr-decay G          multiply the learning rate by G after every epoch: lr of epoch e
-                        is lr * G^(e-1) (default: sgd 0.6 for mlp, 0.7 for cnn; else 1)
-  --optim NAME          any optimizer plugin: sgd (momentum 0.9, the default), adam, ...
+                        is lr * G^(e-1) (default: mlp sgd 0.6; cnn sgd 0.7, adam 0.6;
+                        otherwise 1)
   --batch-size N        mini-batch size (default 64)
   --threads N           worker threads (default: the runner's, see moongrad -t)
   --seed N              random seed (default 42)
@@ -120,7 +122,7 @@ end
 
 -- settings that shape the trajectory; a resumed run takes them from the checkpoint
 local SHAPING = { "model", "optim", "batch-size", "seed", "limit", "lr-decay" }
-local DEFAULTS = { model = "mlp", optim = "sgd", ["batch-size"] = 64, seed = 42, limit = 0,
+local DEFAULTS = { model = "mlp", ["batch-size"] = 64, seed = 42, limit = 0,
                    epochs = 5, out = "runs/fashion_mnist" }
 
 local cfg = {}
@@ -141,9 +143,11 @@ for k, v in pairs(given) do cfg[k] = v end
 if cfg.limit == 0 then cfg.limit = nil end
 
 -- tuned so that 5 epochs reach >= 88% (mlp) and >= 89% (cnn) test accuracy
-local DEFAULT_LR = { sgd = { mlp = 0.02, cnn = 0.05 }, adam = 1e-3, adamw = 1e-3, rmsprop = 1e-3,
-                     adagrad = 1e-2 }
-local DEFAULT_DECAY = { sgd = { mlp = 0.6, cnn = 0.7 } }
+local DEFAULT_OPTIM = { mlp = "sgd", cnn = "adam" }
+local DEFAULT_LR = { sgd = { mlp = 0.02, cnn = 0.05 }, adam = { mlp = 1e-3, cnn = 0.003 }, adamw = 1e-3,
+                     rmsprop = 1e-3, adagrad = 1e-2 }
+local DEFAULT_DECAY = { sgd = { mlp = 0.6, cnn = 0.7 }, adam = { cnn = 0.6 } }
+cfg.optim = cfg.optim or DEFAULT_OPTIM[cfg.model]
 do
   local found = false
   local names = {}

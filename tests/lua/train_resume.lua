@@ -92,6 +92,38 @@ if ca_ok and cb_ok then
   T:eq(la.epoch, 3, "last.safetensors is the latest epoch")
 end
 
+-- the CNN with Adam (its default): the step counter and both moment buffers resume exactly too
+do
+  local C, D = tmp .. "/cnn-straight", tmp .. "/cnn-resumed"
+  local CNN = "--model cnn --limit 256 --test-limit 500 --seed 3 --threads 1"
+  local ok1 = run(CNN .. " --epochs 2 --out " .. q(C))
+  local ok2 = run(CNN .. " --epochs 1 --out " .. q(D))
+  local ok3, code3, out3, err3 = run("--resume " .. q(D .. "/epoch-1.safetensors") .. " --epochs 2 --test-limit 500 --out " .. q(D))
+  T:ok(ok1 and ok2 and ok3, "cnn: 2 epochs, and 1 epoch + resume 1")
+  if not ok3 then T:diag(("exit %s\n%s\n%s"):format(tostring(code3), out3, err3)) end
+  local okc, c = pcall(mg.load, C .. "/epoch-2.safetensors")
+  local okd, d = pcall(mg.load, D .. "/epoch-2.safetensors")
+  if okc and okd then
+    local function tensors(t, prefix, out)
+      for k, v in pairs(t) do
+        local name = prefix == "" and tostring(k) or prefix .. "." .. tostring(k)
+        if type(v) == "table" then tensors(v, name, out) elseif type(v) == "userdata" then out[name] = v end
+      end
+      return out
+    end
+    local a, b = tensors({ model = c.model, optim = c.optim }, "", {}), tensors({ model = d.model, optim = d.optim }, "", {})
+    local n, same = 0, true
+    for k, v in pairs(a) do
+      n = n + 1
+      if not b[k] or (v - b[k]):abs():max():item() ~= 0 then same = false; T:diag("  differs: " .. k) end
+    end
+    T:ok(n >= 18 and same, ("cnn + adam: weights and optimizer state (%d tensors) identical after resume"):format(n))
+    T:eq(c.settings.optim, "adam", "the cnn default optimizer is adam")
+  else
+    T:ok(false, "cnn checkpoints load: " .. tostring(okc and d or c))
+  end
+end
+
 -- metrics: one row per epoch in both directories, the resumed CSV without duplicates
 local csvA, csvB = read(A .. "/metrics.csv") or "", read(B .. "/metrics.csv") or ""
 T:ok(csvA:match("^epoch,train_loss,test_loss,test_acc,time\n") ~= nil, "metrics.csv header")
