@@ -412,15 +412,20 @@ function Module:to(dtype)
     error("to: dtype must be \"float32\" or \"float64\", got " .. tostring(dtype), 2)
   end
   if dtype == "float" then dtype = "float32" elseif dtype == "double" then dtype = "float64" end
+  local done = {}          -- a tensor shared by several modules (tied weights) stays shared
   for _, m in ipairs(self:modules()) do
     local reg = rawget(m, "__mg")
     for _, name in ipairs(reg.order) do
       local kind, v = reg.kind[name], get(m, name)
       if kind ~= "module" and is_tensor(v) and v:dtype() ~= dtype and not (reg.keep or {})[name] then
-        local nv = no_grad(function() return v:to(dtype) end)
-        if kind == "param" then
-          if nv.is_leaf == false or nv.requires_grad then nv = nv:detach() end
-          nv:requires_grad_(v.requires_grad)
+        local nv = done[v]
+        if not nv then
+          nv = no_grad(function() return v:to(dtype) end)
+          if kind == "param" then
+            if nv.is_leaf == false or nv.requires_grad then nv = nv:detach() end
+            nv:requires_grad_(v.requires_grad)
+          end
+          done[v] = nv
         end
         local i = tonumber(name)
         if i and math.type(i) == "integer" and rawget(m, i) ~= nil then rawset(m, i, nv) else rawset(m, name, nv) end

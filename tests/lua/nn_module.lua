@@ -163,6 +163,13 @@ T:raises(function() nn.Module:extend("Empty")()(1) end, "Empty: forward is not i
 local S = nn.Module:extend("Shared")
 function S:init() self.a = nn.Linear(2, 2); self.b = self.a end
 T:eq(#S():parameters(), 2, "a module assigned twice is listed once")
+local Tied = nn.Module:extend("Tied")
+function Tied:init() self.enc = nn.Linear(3, 3); self.dec = nn.Linear(3, 3); self.dec.weight = self.enc.weight end
+local tied = Tied()
+T:eq(#tied:parameters(), 3, "tied weight listed once (enc.weight, enc.bias, dec.bias)")
+T:ok(tied:state_dict()["dec.weight"] ~= nil, "tied weight still has both names in the state_dict")
+tied:double()
+T:ok(rawequal(tied.enc.weight, tied.dec.weight) and tied.enc.weight:dtype() == "float64", "double() keeps tied weights tied")
 
 -- initialisation bounds (PyTorch's defaults)
 mg.manual_seed(3)
