@@ -310,12 +310,31 @@ local function iter(list)
 end
 
 -- all modules in pre-order (self first) with their dotted names; each module once
+-- a plain Lua table of modules as a field is a classic mistake (their parameters would not be
+-- trained): say so once per class and field
+local warned = {}
+local function warn_plain_tables(m)
+  for k, v in pairs(m) do
+    if type(v) == "table" and getmetatable(v) == nil and k ~= "__mg" then
+      local holds = false
+      for _, x in pairs(v) do if is_module(x) then holds = true; break end end
+      local key = m.__classname .. "." .. tostring(k)
+      if holds and not warned[key] then
+        warned[key] = true
+        io.stderr:write(fmt("moongrad: warning: %s is a plain Lua table holding modules; their parameters " ..
+                            "are not registered (use mg.nn.ModuleList{...})\n", key))
+      end
+    end
+  end
+end
+
 local function named_modules_list(self)
   check_self(self)
   local out, seen = {}, {}
   local function walk(m, prefix)
     if seen[m] then return end
     seen[m] = true
+    warn_plain_tables(m)
     out[#out + 1] = { prefix, m }
     for _, e in ipairs(own(m, K_MODULE)) do
       walk(e[2], prefix == "" and e[1] or prefix .. "." .. e[1])

@@ -159,6 +159,22 @@ T:ok(m:state_dict().steps ~= nil, "registered buffer in state_dict")
 T:raises(function() m.layers() end, "ModuleList: has no forward")
 T:raises(function() nn.Module:extend("Empty")()(1) end, "Empty: forward is not implemented")
 
+-- a plain Lua table of modules is not registered: a warning says so, once
+do
+  local P = nn.Module:extend("Plain")
+  function P:init() self.layers = {}; for i = 1, 2 do self.layers[i] = nn.Linear(2, 2) end end
+  local real, msgs = io.stderr, {}
+  io.stderr = { write = function(_, s) msgs[#msgs + 1] = s end }
+  local p = P()
+  local n = #p:parameters()
+  p:parameters()
+  io.stderr = real
+  T:eq(n, 0, "modules in a plain table are not parameters")
+  T:eq(#msgs, 1, "one warning")
+  T:ok((msgs[1] or ""):find("Plain.layers is a plain Lua table holding modules", 1, true) ~= nil,
+       "the warning names the field and suggests ModuleList")
+end
+
 -- shared modules appear once
 local S = nn.Module:extend("Shared")
 function S:init() self.a = nn.Linear(2, 2); self.b = self.a end
