@@ -38,6 +38,10 @@ local emb = nn.Embedding(4, 3):double()
 check("Embedding weight", emb, mg.tensor({ 2, 4, 2 }))
 check("GELU", nn.GELU(), rnd(6):requires_grad_(true))
 check("LeakyReLU", nn.LeakyReLU(0.1), rnd(6):requires_grad_(true))
+check("SiLU", nn.SiLU(), rnd(6):requires_grad_(true))
+check("Softplus", nn.Softplus(), rnd(6):requires_grad_(true))
+check("Sequential(Linear, Tanh, Linear)", nn.Sequential{ nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2) }:double(),
+      rnd(2, 3):requires_grad_(true))
 check("LogSoftmax", nn.LogSoftmax(-1), rnd(2, 3):requires_grad_(true))
 check("Softmax", nn.Softmax(1), rnd(2, 3):requires_grad_(true))
 
