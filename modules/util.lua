@@ -227,6 +227,21 @@ function Bar:done(info)
   if self.tty then self:_draw(t); self:_write("\n") else self:_plain(t) end
   return self
 end
+-- bar:print(...): a line of text above a live bar (clears it, prints, redraws)
+function Bar:print(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+  local line = concat(parts, "\t", 1, parts.n)
+  if self.tty and not self.finished then
+    self:_write("\r" .. string.rep(" ", self.linelen) .. "\r" .. line .. "\n")
+    self.linelen = 0
+    self:_draw(now())
+  else
+    self:_write(line .. "\n")
+  end
+  return self
+end
+
 Bar.close = Bar.done
 Bar.__close = function(self) self:done() end
 Bar.__tostring = function(self) return self:_stats(now()) end

@@ -83,6 +83,20 @@ do -- forced terminal mode: \r redraws, a bar, a final newline
   T:ok(text:find("|█████     | 25/50 [00:01<00:01, 20.00 it/s]", 1, true) ~= nil, "half-way bar with ETA")
 end
 
+do -- bar:print writes a line above a live bar and redraws it; plain mode just writes the line
+  now = 0
+  local out = sink()
+  local bar = U.progress(10, { out = out, tty = true, width = 4 })
+  bar:advance(5)
+  out.buf = {}
+  bar:print("checkpoint", 5)
+  local text = out:text()
+  T:ok(text:find("^\r +\rcheckpoint\t5\n\r 50%% |") ~= nil, "line cleared, message printed, bar redrawn")
+  local out2 = sink()
+  U.progress(10, { out = out2 }):print("hello")
+  T:eq(out2:text(), "hello\n", "plain mode: just the line")
+end
+
 T:raises(function() U.progress(-1) end, "progress: total must be a non-negative number or nil, got -1")
 T:raises(function() U.progress(10, { width = 0, out = sink() }) end, "progress: 'width' must be a positive number")
 T:raises(function() U.progress(10, { out = sink() }):update("x") end, "progress:update: expected a number")
