@@ -803,13 +803,35 @@ function Dropout:extra_repr() return fmt("p=%g", self.p) end
 -- Embedding(n, d [, {dtype}]): rows N(0, 1); input: 1-based indices
 local Embedding = class("Embedding")
 function Embedding:init(n, d, opts)
-  local o = check_opts("Embedding", opts, { "dtype" })
+  local o = check_opts("Embedding", opts, { "padding_idx", "dtype" })
   self.num_embeddings = posint("Embedding", "num_embeddings", n)
   self.embedding_dim = posint("Embedding", "embedding_dim", d)
-  self.weight = init.normal_(new_param({ n, d }, o.dtype), 0, 1):requires_grad_(true)
+  self.weight = init.normal_(new_param({ n, d }, o.dtype), 0, 1)
+  local pad = o.padding_idx
+  if pad ~= nil then
+    if math.type(pad) ~= "integer" or pad == 0 or pad > n or pad < -n then
+      error(fmt("Embedding: padding_idx must be an index in 1..%d (or -%d..-1), got %s", n, n, tostring(pad)), 2)
+    end
+    if pad < 0 then pad = n + 1 + pad end
+    self.padding_idx = pad
+    self.weight:select(1, pad):fill_(0)
+  end
+  self.weight:requires_grad_(true)
 end
-function Embedding:forward(idx) return mg.embedding(idx, self.weight) end
-function Embedding:extra_repr() return fmt("%d, %d", self.num_embeddings, self.embedding_dim) end
+-- with padding_idx, positions holding it take the row's value without a gradient (PyTorch:
+-- the padding row is not updated)
+function Embedding:forward(idx)
+  local out = mg.embedding(idx, self.weight)
+  if self.padding_idx then
+    local mask = idx:eq(self.padding_idx):unsqueeze(-1)
+    out = mg.where(mask, out:detach(), out)
+  end
+  return out
+end
+function Embedding:extra_repr()
+  return fmt("%d, %d", self.num_embeddings, self.embedding_dim) ..
+         (self.padding_idx and ", padding_idx=" .. self.padding_idx or "")
+end
 
 -- Flatten([start_dim = 2 [, end_dim = -1]]) (1-based: keeps the batch dim)
 local Flatten = class("Flatten")

@@ -152,6 +152,19 @@ local e = emb(mg.tensor({ { 5, 1 }, { 3, 3 } }))
 T:eq(table.concat(e:shape(), ","), "2,2,3", "Embedding output shape")
 T:near(e, R.emb, TOL, "Embedding rows")
 
+-- Embedding padding_idx: row zeroed at init, no gradient reaches it (PyTorch semantics)
+local pe = nn.Embedding(4, 2, { padding_idx = 2, dtype = "float64" })
+T:near(pe.weight:select(1, 2), { 0, 0 }, 0, "padding row starts at zero")
+set(pe.weight, gen(82, 4, 2))
+local pidx = mg.tensor({ { 2, 1 }, { 3, 2 }, { 1, 1 } })
+local po = pe(pidx)
+T:near(po:select(1, 1):select(1, 1), gen(82, 4, 2):select(1, 2), 0, "padding positions still read the row")
+po:sum():backward()
+T:near(pe.weight.grad, { { 3, 3 }, { 0, 0 }, { 1, 1 }, { 0, 0 } }, 0, "gradient counts uses, none for the padding row")
+T:eq(tostring(nn.Embedding(5, 3, { padding_idx = -1 })):match("^[^\n]*padding_idx=%d"), "Embedding(5, 3, padding_idx=5",
+     "negative padding_idx counts from the end")
+T:raises(function() nn.Embedding(5, 3, { padding_idx = 6 }) end, "Embedding: padding_idx must be an index in 1..5")
+
 -- activations and friends
 local xa = gen(20, 2, 5) * 3
 T:near(nn.ReLU()(xa), R.relu, TOL, "ReLU")
