@@ -55,6 +55,7 @@ function LS:forward(x)
 end
 check("LSTM", LS(nn.LSTM):double(), rnd(3, 1, 2):requires_grad_(true))
 check("GRU", LS(nn.GRU):double(), rnd(3, 1, 2):requires_grad_(true))
+check("bidirectional GRU", LS(nn.GRU, { bidirectional = true }):double(), rnd(3, 1, 2):requires_grad_(true))
 check("LSTM two layers, batch_first", LS(nn.LSTM, { num_layers = 2, batch_first = true }):double(),
       rnd(1, 2, 2):requires_grad_(true))
 
