@@ -236,4 +236,108 @@ function O.SequentialLR(opt, schedulers, milestones)
                                     milestones = { table.unpack(milestones) } })
 end
 
+-- mg.optim.ReduceLROnPlateau(opt [, {mode = "min", factor = 0.1, patience = 10, threshold = 1e-4,
+-- threshold_mode = "rel", cooldown = 0, min_lr = 0, eps = 1e-8}]); sched:step(metric) after each
+-- evaluation. PyTorch's rules: a metric better than best (by the threshold) resets the count of
+-- bad epochs; more than `patience` bad epochs multiply lr by factor (not below min_lr; changes
+-- smaller than eps are skipped) and start `cooldown` epochs during which bad epochs are not counted.
+local Plateau = {}
+Plateau.__index = Plateau
+Plateau.__tostring = function(s)
+  return fmt("ReduceLROnPlateau(best=%g, bad_epochs=%d, lr=%.6g)", s.best, s.num_bad_epochs, s.last_lr)
+end
+local PLATEAU_FIELDS = { "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
+                         "best", "num_bad_epochs", "cooldown_counter", "last_epoch" }
+local PLATEAU_OPTS = { mode = true, factor = true, patience = true, threshold = true, threshold_mode = true,
+                       cooldown = true, min_lr = true, eps = true }
+
+function O.ReduceLROnPlateau(opt, o)
+  local who = "ReduceLROnPlateau"
+  if o ~= nil and type(o) ~= "table" then error(who .. ": options must be a table, got " .. type(o), 2) end
+  o = o or {}
+  for k in pairs(o) do
+    if not PLATEAU_OPTS[k] then
+      error(fmt("%s: unknown option '%s' (accepted: mode, factor, patience, threshold, threshold_mode, " ..
+                "cooldown, min_lr, eps)", who, tostring(k)), 2)
+    end
+  end
+  local lr = getlr(opt, who)
+  local s = setmetatable({
+    kind = who, opt = opt, mode = o.mode or "min", factor = o.factor or 0.1, patience = o.patience or 10,
+    threshold = o.threshold or 1e-4, threshold_mode = o.threshold_mode or "rel", cooldown = o.cooldown or 0,
+    min_lr = o.min_lr or 0, eps = o.eps or 1e-8, num_bad_epochs = 0, cooldown_counter = 0, last_epoch = 0,
+    last_lr = lr,
+  }, Plateau)
+  check(s.mode == "min" or s.mode == "max", who, "mode must be \"min\" or \"max\"", s.mode)
+  check(s.threshold_mode == "rel" or s.threshold_mode == "abs", who, "threshold_mode must be \"rel\" or \"abs\"",
+        s.threshold_mode)
+  check(num(s.factor) and s.factor < 1 and s.factor >= 0, who, "factor must be in [0, 1)", s.factor)
+  check(math.type(s.patience) == "integer" and s.patience >= 0, who, "patience must be a non-negative integer", s.patience)
+  check(math.type(s.cooldown) == "integer" and s.cooldown >= 0, who, "cooldown must be a non-negative integer", s.cooldown)
+  check(num(s.threshold) and s.threshold >= 0, who, "threshold must be a non-negative number", s.threshold)
+  check(num(s.min_lr) and s.min_lr >= 0, who, "min_lr must be a non-negative number", s.min_lr)
+  check(num(s.eps) and s.eps >= 0, who, "eps must be a non-negative number", s.eps)
+  s.best = s.mode == "min" and math.huge or -math.huge
+  return s
+end
+
+function Plateau:_better(a)
+  local b, th = self.best, self.threshold
+  if self.mode == "min" then
+    if self.threshold_mode == "rel" then return a < b * (1 - th) end
+    return a < b - th
+  end
+  if self.threshold_mode == "rel" then return a > b * (th + 1) end
+  return a > b + th
+end
+
+-- sched:step(metric): metric is a number or a 1-element tensor; returns the lr
+function Plateau:step(metric)
+  if type(metric) ~= "number" then
+    local ok, v = pcall(function() return metric:item() end)
+    if not ok or type(v) ~= "number" then
+      error("ReduceLROnPlateau:step: expected the metric as a number, got " .. type(metric), 2)
+    end
+    metric = v
+  end
+  self.last_epoch = self.last_epoch + 1
+  if self:_better(metric) then
+    self.best, self.num_bad_epochs = metric, 0
+  else
+    self.num_bad_epochs = self.num_bad_epochs + 1
+  end
+  if self.cooldown_counter > 0 then
+    self.cooldown_counter = self.cooldown_counter - 1
+    self.num_bad_epochs = 0
+  end
+  if self.num_bad_epochs > self.patience then
+    local old = self.opt.lr
+    local new = math.max(old * self.factor, self.min_lr)
+    if old - new > self.eps then self.opt.lr = new end
+    self.cooldown_counter = self.cooldown
+    self.num_bad_epochs = 0
+  end
+  self.last_lr = self.opt.lr
+  return self.last_lr
+end
+function Plateau:get_lr() return self.last_lr end
+Plateau.get_last_lr = Plateau.get_lr
+function Plateau:state_dict()
+  local sd = { kind = self.kind }
+  for _, k in ipairs(PLATEAU_FIELDS) do sd[k] = self[k] end
+  return sd
+end
+function Plateau:load_state_dict(sd)
+  local who = "ReduceLROnPlateau:load_state_dict"
+  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. type(sd), 2) end
+  if sd.kind ~= nil and sd.kind ~= self.kind then
+    error(fmt("%s: state is from a %s scheduler", who, tostring(sd.kind)), 2)
+  end
+  for _, k in ipairs(PLATEAU_FIELDS) do
+    if sd[k] == nil then error(fmt("%s: missing '%s'", who, k), 2) end
+  end
+  for _, k in ipairs(PLATEAU_FIELDS) do self[k] = sd[k] end
+  return self
+end
+
 O.Scheduler = Sched

@@ -118,6 +118,36 @@ do
   T:eq(opt.lr, 0.125, "step(7) jumps to epoch 7")
 end
 
+-- ReduceLROnPlateau: sequences printed by torch 1.13 (SGD lr=1, step(metric) then read the lr)
+do
+  local opt = { lr = 1.0 }
+  local s = O.ReduceLROnPlateau(opt, { factor = 0.5, patience = 2, threshold = 0.01, cooldown = 1, min_lr = 0.1 })
+  local metrics = { 1.0, 0.9, 0.95, 0.9, 0.899, 0.91, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6 }
+  local got = {}
+  for i, m in ipairs(metrics) do got[i] = s:step(m) end
+  T:near(got, { 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125, 0.125, 0.1 },
+         1e-15, "ReduceLROnPlateau min/rel with patience, cooldown and min_lr matches torch")
+  local opt2 = { lr = 1.0 }
+  local s2 = O.ReduceLROnPlateau(opt2, { mode = "max", patience = 0, threshold = 0.1, threshold_mode = "abs" })
+  got = {}
+  for i, m in ipairs({ 0.5, 0.55, 0.7, 0.75, 0.9, 0.8 }) do got[i] = s2:step(mg.tensor(m)) end
+  T:near(got, { 1.0, 0.1, 0.1, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002 }, 1e-15,
+         "ReduceLROnPlateau max/abs, tensor metrics, matches torch")
+  local opt3 = { lr = 1.0 }
+  local s3 = O.ReduceLROnPlateau(opt3, { factor = 0.5, patience = 2, threshold = 0.01, cooldown = 1, min_lr = 0.1 })
+  for i = 1, 9 do s3:step(metrics[i]) end
+  local opt4 = { lr = opt3.lr }
+  local s4 = O.ReduceLROnPlateau(opt4, { factor = 0.5, patience = 2, threshold = 0.01, cooldown = 1, min_lr = 0.1 })
+  s4:load_state_dict(s3:state_dict())
+  got = {}
+  for i = 10, 18 do got[#got + 1] = s4:step(metrics[i]) end
+  T:near(got, { 0.25, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125, 0.125, 0.1 }, 1e-15, "ReduceLROnPlateau state round trip")
+  T:raises(function() O.ReduceLROnPlateau({ lr = 1 }, { patience = -1 }) end,
+           "ReduceLROnPlateau: patience must be a non-negative integer, got -1")
+  T:raises(function() O.ReduceLROnPlateau({ lr = 1 }, { paitence = 1 }) end, "ReduceLROnPlateau: unknown option 'paitence'")
+  T:raises(function() s:step("x") end, "ReduceLROnPlateau:step: expected the metric as a number, got string")
+end
+
 -- argument errors
 T:raises(function() O.StepLR({ lr = 0.1 }, 0, 0.5) end, "StepLR: step_size must be a positive integer, got 0")
 T:raises(function() O.StepLR({}, 1) end, "StepLR: expected an optimizer with a numeric 'lr' field")
