@@ -254,6 +254,12 @@ mg_tensor *mg_expand(mg_tensor *t, int ndim, const int64_t *shape) {
     v->shape[d] = want;
     v->stride[d] = (td < 0 || have != want) ? 0 : t->stride[td];
   }
+  for (int64_t d = 0, n = 1; d < ndim; n *= v->shape[d], d++)
+    if (v->shape[d] && n > ((int64_t)1 << 43) / v->shape[d]) {  /* as mg_empty's limit: numel must not overflow */
+      mg_release(v);
+      mg_seterr(t->rt, "expand: shape %s is too large", mg_dims_str(ndim, shape, c, sizeof c));
+      return NULL;
+    }
   set_numel(v);
   mg_record(v, "expand", expand_bw, 1, &t);
   return v;
