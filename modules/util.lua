@@ -84,6 +84,8 @@ end
 
 local Bar = {}
 Bar.__index = Bar
+local PROGRESS_OPTS = { label = true, width = true, out = true, tty = true, interval = true, min_interval = true,
+                        redraw = true }
 
 -- mg.util.progress(total [, {label=, width=, out=, tty=, interval=, min_interval=}])
 --   total: number of items (nil when unknown); width: characters of the bar (default 25);
@@ -99,12 +101,24 @@ function U.progress(total, opts)
     error("progress: options must be a table, got " .. type(opts), 2)
   end
   opts = opts or {}
+  for k in pairs(opts) do
+    if not PROGRESS_OPTS[k] then
+      error(fmt("progress: unknown option '%s' (accepted: label, width, out, tty, interval, min_interval, redraw)",
+                tostring(k)), 2)
+    end
+  end
+  for _, k in ipairs({ "interval", "min_interval", "redraw" }) do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
+      error(fmt("progress: '%s' must be a non-negative number of seconds, got %s", k, tostring(v)), 2)
+    end
+  end
   local out = opts.out or io.stderr
   if type(out) ~= "userdata" and type(out) ~= "table" then
     error("progress: 'out' must be a file or an object with :write, got " .. type(out), 2)
   end
   local width = opts.width or 25
-  if type(width) ~= "number" or width < 1 then
+  if type(width) ~= "number" or not (width >= 1 and width < 1e4) then
     error("progress: 'width' must be a positive number, got " .. tostring(width), 2)
   end
   local tty = opts.tty

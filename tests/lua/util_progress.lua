@@ -97,6 +97,9 @@ do -- bar:print writes a line above a live bar and redraws it; plain mode just w
   T:eq(out2:text(), "hello\n", "plain mode: just the line")
 end
 
+T:raises(function() U.progress(10, { lable = "x" }) end, "progress: unknown option 'lable' (accepted: label, width")
+T:raises(function() U.progress(10, { interval = 0 / 0 }) end, "progress: 'interval' must be a non-negative number of seconds")
+T:raises(function() U.progress(10, { width = 0 / 0, out = sink() }) end, "progress: 'width' must be a positive number")
 T:raises(function() U.progress(-1) end, "progress: total must be a non-negative number or nil, got -1")
 T:raises(function() U.progress(10, { width = 0, out = sink() }) end, "progress: 'width' must be a positive number")
 T:raises(function() U.progress(10, { out = sink() }):update("x") end, "progress:update: expected a number")
