@@ -553,6 +553,18 @@ function U.plot(csv_path, svg_path, opts)
   if type(svg_path) ~= "string" then error("plot: expected an SVG output path, got " .. type(svg_path), 2) end
   if opts ~= nil and type(opts) ~= "table" then error("plot: options must be a table, got " .. type(opts), 2) end
   opts = opts or {}
+  local accepted = { x = true, y = true, title = true, width = true, height = true, panels = true, logy = true }
+  for k in pairs(opts) do
+    if not accepted[k] then
+      error(fmt("plot: unknown option '%s' (accepted: x, y, title, width, height, panels, logy)", tostring(k)), 2)
+    end
+  end
+  for _, k in ipairs({ "width", "height" }) do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 150 and v <= 20000)) then
+      error(fmt("plot: '%s' must be a number of pixels in [150, 20000], got %s", k, tostring(v)), 2)
+    end
+  end
   local f, err = io.open(csv_path, "rb")
   if not f then error("plot: cannot open " .. tostring(err), 2) end
   local text = f:read("a") or ""

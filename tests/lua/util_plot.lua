@@ -136,6 +136,8 @@ T:raises(function() U.plot(csv, svg, { y = "foo" }) end,
 T:raises(function() U.plot(csv, svg, { x = "step" }) end, "plot: column 'step' not in", "unknown x column")
 T:raises(function() U.plot("/nonexistent/x.csv", svg) end, "plot: cannot open /nonexistent/x.csv")
 T:raises(function() U.plot(csv, svg, { panels = "many" }) end, "plot: 'panels' must be")
+T:raises(function() U.plot(csv, svg, { ylabel = "x" }) end, "plot: unknown option 'ylabel' (accepted: x, y, title")
+T:raises(function() U.plot(csv, svg, { width = 0 / 0 }) end, "plot: 'width' must be a number of pixels")
 write(csv, "date,loss\nmon,1\ntue,2\n")
 T:raises(function() U.plot(csv, svg, { x = "date" }) end, "plot: x column 'date' of " .. csv .. " holds no numbers")
 write(csv, "")
