@@ -319,7 +319,7 @@ local function warn_plain_tables(m)
       local holds = false
       for _, x in pairs(v) do if is_module(x) then holds = true; break end end
       local key = m.__classname .. "." .. tostring(k)
-      if holds and not warned[key] then
+      if holds and not warned[key] and io and io.stderr then
         warned[key] = true
         io.stderr:write(fmt("moongrad: warning: %s is a plain Lua table holding modules; their parameters " ..
                             "are not registered (use mg.nn.ModuleList{...})\n", key))

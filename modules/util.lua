@@ -72,6 +72,7 @@ local function format_info(info)
 end
 
 local function detect_tty(out)
+  if io == nil then return false end
   local fd = (out == io.stdout and 1) or (out == io.stderr and 2) or nil
   if not fd then return false end                -- a file or a user object: never a terminal
   if type(mg) == "table" and type(mg.isatty) == "function" then
@@ -113,7 +114,10 @@ function U.progress(total, opts)
       error(fmt("progress: '%s' must be a non-negative number of seconds, got %s", k, tostring(v)), 2)
     end
   end
-  local out = opts.out or io.stderr
+  local out = opts.out or (io and io.stderr)
+  if out == nil then
+    error("progress: io is not available (sandbox): pass an object with :write as {out = ...}", 2)
+  end
   if type(out) ~= "userdata" and type(out) ~= "table" then
     error("progress: 'out' must be a file or an object with :write, got " .. type(out), 2)
   end

@@ -97,6 +97,17 @@ do -- bar:print writes a line above a live bar and redraws it; plain mode just w
   T:eq(out2:text(), "hello\n", "plain mode: just the line")
 end
 
+do -- without the io library (a sandboxed runtime): an explicit out works, the default is a clear error
+  local saved = io
+  io = nil
+  local ok, err = pcall(U.progress, 3)
+  local out = sink()
+  local ok2 = pcall(function() local b = U.progress(2, { out = out }); b:advance(); b:advance() end)
+  io = saved
+  T:ok(not ok and tostring(err):find("progress: io is not available (sandbox)", 1, true) ~= nil, "no io: clear error")
+  T:ok(ok2 and out:text():find("100%", 1, true) ~= nil, "no io: works with an explicit out")
+end
+
 T:raises(function() U.progress(10, { lable = "x" }) end, "progress: unknown option 'lable' (accepted: label, width")
 T:raises(function() U.progress(10, { interval = 0 / 0 }) end, "progress: 'interval' must be a non-negative number of seconds")
 T:raises(function() U.progress(10, { width = 0 / 0, out = sink() }) end, "progress: 'width' must be a positive number")
