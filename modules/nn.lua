@@ -636,8 +636,9 @@ end
 
 -- clip_grad_norm(params, max_norm [, norm_type = 2]): scales every gradient by
 -- max_norm / (total + 1e-6) when the total norm exceeds max_norm; returns the total norm
--- (the norm of the per-gradient norms, as PyTorch's clip_grad_norm_). norm_type may be math.huge.
-function nn.clip_grad_norm(params, max_norm, norm_type)
+-- (the norm of the per-gradient norms, as PyTorch's clip_grad_norm_). norm_type may be math.huge;
+-- error_if_nonfinite = true makes a NaN or infinite total an error.
+function nn.clip_grad_norm(params, max_norm, norm_type, error_if_nonfinite)
   local ps = param_list(params, "clip_grad_norm")
   if type(max_norm) ~= "number" or max_norm ~= max_norm or max_norm < 0 then
     error("clip_grad_norm: max_norm must be a non-negative number, got " .. tostring(max_norm), 2)
@@ -646,20 +647,32 @@ function nn.clip_grad_norm(params, max_norm, norm_type)
   if type(norm_type) ~= "number" or not (norm_type > 0) then
     error("clip_grad_norm: norm_type must be a positive number or math.huge, got " .. tostring(norm_type), 2)
   end
+  if error_if_nonfinite ~= nil and type(error_if_nonfinite) ~= "boolean" then
+    error("clip_grad_norm: error_if_nonfinite must be a boolean, got " .. type(error_if_nonfinite), 2)
+  end
   local grads = {}
   for _, p in ipairs(ps) do if p.grad ~= nil then grads[#grads + 1] = p.grad end end
   if #grads == 0 then return 0 end
   local total
   if norm_type == math.huge then
     total = 0
-    for _, g in ipairs(grads) do total = math.max(total, g:abs():max():item()) end
+    for _, g in ipairs(grads) do
+      local m = g:abs():max():item()
+      if m ~= m or m > total then total = m end
+      if total ~= total then break end
+    end
   else
     local acc = 0
     for _, g in ipairs(grads) do acc = acc + g:norm(norm_type):item() ^ norm_type end
     total = acc ^ (1 / norm_type)
   end
+  if error_if_nonfinite and (total ~= total or total == math.huge) then
+    error(fmt("clip_grad_norm: the total norm of order %g of the gradients is non-finite (%s), so they " ..
+              "cannot be clipped", norm_type, tostring(total)), 2)
+  end
+  -- as PyTorch: an infinite total scales by 0, a NaN total spreads NaN
   local coef = max_norm / (total + 1e-6)
-  if coef < 1 then
+  if coef < 1 or coef ~= coef then
     no_grad(function() for _, g in ipairs(grads) do g:mul_(coef) end end)
   end
   return total

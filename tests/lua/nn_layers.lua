@@ -288,6 +288,13 @@ grads()
 tot = nn.clip_grad_norm({ a, b }, 100, math.huge)
 T:near({ tot, b.grad }, { R.clipinf_total, R.clipinf_b }, TOL, "clip_grad_norm inf norm, below max: unchanged")
 T:eq(nn.clip_grad_norm({ mg.zeros(2, { requires_grad = true }) }, 1), 0, "no gradients: total 0")
+local nf = mg.zeros(2, F64):requires_grad_(true)
+nf.grad = mg.tensor({ 1, 0 / 0 }, F64)
+local tn = nn.clip_grad_norm({ nf }, 1, math.huge)
+T:ok(tn ~= tn, "inf norm with a NaN gradient is NaN (as PyTorch)")
+nf.grad = mg.tensor({ 3, math.huge }, F64)
+T:raises(function() nn.clip_grad_norm({ nf }, 1, 2, true) end,
+         "clip_grad_norm: the total norm of order 2 of the gradients is non-finite (inf)", "error_if_nonfinite")
 T:raises(function() nn.clip_grad_norm({ a, 3 }, 1) end, "clip_grad_norm: element 2 is a number, expected a tensor")
 T:done()
 
