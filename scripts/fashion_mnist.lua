@@ -20,9 +20,9 @@ usage: moongrad scripts/fashion_mnist.lua [options]
   --optim NAME          any optimizer plugin: sgd (with momentum 0.9), adam, adamw, ...
                         (default: sgd for mlp, adam for cnn)
   --lr X                learning rate of epoch 1 (default: mlp sgd 0.02, adam 0.001;
-                        cnn sgd 0.05, adam 0.003; adamw/rmsprop 0.001; adagrad 0.01)
+                        cnn sgd 0.05, adam 0.004; adamw/rmsprop 0.001; adagrad 0.01)
   --lr-decay G          multiply the learning rate by G after every epoch: lr of epoch e
-                        is lr * G^(e-1) (default: mlp sgd 0.6; cnn sgd 0.7, adam 0.6;
+                        is lr * G^(e-1) (default: mlp sgd 0.6; cnn sgd 0.7, adam 0.5;
                         otherwise 1)
   --batch-size N        mini-batch size (default 64)
   --threads N           worker threads (default: the runner's, see moongrad -t)
@@ -144,9 +144,9 @@ if cfg.limit == 0 then cfg.limit = nil end
 
 -- tuned so that 5 epochs reach >= 88% (mlp) and >= 89% (cnn) test accuracy
 local DEFAULT_OPTIM = { mlp = "sgd", cnn = "adam" }
-local DEFAULT_LR = { sgd = { mlp = 0.02, cnn = 0.05 }, adam = { mlp = 1e-3, cnn = 0.003 }, adamw = 1e-3,
+local DEFAULT_LR = { sgd = { mlp = 0.02, cnn = 0.05 }, adam = { mlp = 1e-3, cnn = 0.004 }, adamw = 1e-3,
                      rmsprop = 1e-3, adagrad = 1e-2 }
-local DEFAULT_DECAY = { sgd = { mlp = 0.6, cnn = 0.7 }, adam = { cnn = 0.6 } }
+local DEFAULT_DECAY = { sgd = { mlp = 0.6, cnn = 0.7 }, adam = { cnn = 0.5 } }
 cfg.optim = cfg.optim or DEFAULT_OPTIM[cfg.model]
 do
   local found = false
