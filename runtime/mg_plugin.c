@@ -2,6 +2,31 @@
 ** mg_plugin.c — plugin loader and registry: dlopen, descriptor validation, the
 ** host table, hyperparameter validation, optimizer instances and their state,
 ** loss instances and the autodiff node a loss plugin becomes.
+**
+** Notes on the design:
+** - Registry (rt->plugins): entries are zero-extended copies of the plugins'
+**   descriptors (so a plugin built against an older, smaller ABI minor reads as
+**   NULL callbacks), each pointing at its library. Libraries (mg_lib) are
+**   reference-counted: the registry holds one reference each, and so does every
+**   optimizer, loss and loss autodiff node made from them, because their
+**   callbacks, names and hparam tables live in the library's memory. The last
+**   release dlcloses; the registry releases in reverse load order.
+** - The entry point registers straight into the registry; if it then fails,
+**   everything it registered is dropped (entries are appended, so that is a
+**   truncation) and the library is closed.
+** - Discovery is lazy (first lookup/listing/load) so that the runner's -P and an
+**   embedder's config can add directories after the runtime exists, and so that
+**   a runtime that never uses plugins never dlopens anything.
+** - Optimizer state lives here, not in plugins: per parameter a list of named
+**   tensors and numbers (plus one list for the optimizer itself). That makes
+**   state_dict/load_state_dict generic and checkpoints plugin-independent; a
+**   plugin only sees put/get calls. Hyperparameters are a double array in the
+**   plugin's declaration order, validated here before any plugin code runs.
+** - A loss plugin's forward runs on detached contiguous copies; the runtime
+**   reduces, and records one node whose backward scales the saved local gradient
+**   by the incoming gradient (broadcast over the class dim for per-sample losses).
+** - The host table is one static const struct shared by all runtimes; every
+**   per-runtime thing reaches plugins through the mgp_ctx argument.
 */
 #include <dirent.h>
 #include <dlfcn.h>

@@ -166,7 +166,15 @@ int main(void) {
   /* hyperparameter validation before the plugin sees anything */
   mg_hpval bad[] = {{.name = "lrr", .type = MG_HV_NUM, .num = 1}};
   ok(!mg_optim_new(rt, "signsgd", 1, &p, 1, bad), "unknown option");
-  is_str(mg_errmsg(rt), "optim signsgd: unknown option 'lrr' (accepted: lr)", "  lists the accepted names");
+  is_str(mg_errmsg(rt), "optim signsgd: unknown option 'lrr' (accepted: lr, every)", "  lists the accepted names");
+  mg_hpval frac = {.name = "every", .type = MG_HV_NUM, .num = 2.5};
+  ok(mg_optim_set_hparam(o, &frac) == -1, "a fraction for an integer option");
+  is_str(mg_errmsg(rt), "optim signsgd: option 'every' expects an integer, got 2.5", "  is refused");
+  frac.num = 0;
+  ok(mg_optim_set_hparam(o, &frac) == -1 && strstr(mg_errmsg(rt), "option 'every' must be in [1, 1000], got 0"),
+     "an integer option's range is checked");
+  frac.num = 10;
+  ok(mg_optim_set_hparam(o, &frac) == 0 && mg_optim_hparam_value(o, 1) == 10, "a valid integer is stored");
   mg_hpval neg = {.name = "lr", .type = MG_HV_NUM, .num = -1};
   ok(mg_optim_set_hparam(o, &neg) == -1, "setting lr out of range");
   is_str(mg_errmsg(rt), "optim signsgd: option 'lr' must be >= 0, got -1", "  is refused with the range");

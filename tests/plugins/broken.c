@@ -12,6 +12,7 @@ static const mgp_host *H;
 
 static const mgp_hparam hparams[] = {
   {"lr", MGP_NUM, 0.1, 0.0, HUGE_VAL, 0, "learning rate"},
+  {"every", MGP_INT, 1, 1, 1000, 0, "an integer option (unused)"},
 #ifdef BAD_HPARAM
   {"decay", MGP_NUM, 2.0, 0.0, 1.0, 0, "default outside its range"},
 #endif
