@@ -29,6 +29,7 @@
 **   per-runtime thing reaches plugins through the mgp_ctx argument.
 */
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
@@ -344,7 +345,8 @@ static void refuse(mg_registry *r, const char *msg, bool warn) {
 static int load_file(mg_rt *rt, const char *path) {
   mg_registry *r = REG(rt);
   char real[PATH_MAX];
-  if (!realpath(path, real)) return mg_seterr(rt, "%s: no such file", path);
+  if (!realpath(path, real))
+    return mg_seterr(rt, "%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
   for (int i = 0; i < r->nlibs; i++)
     if (r->libs[i]->handle && strcmp(r->libs[i]->file, real) == 0) return 0;  /* already loaded */
   dlerror();
