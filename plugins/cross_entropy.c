@@ -6,15 +6,17 @@
 ** the loss is -sum_c a_c p_c and its gradient (sum_c a_c) softmax_c - a_c
 ** (w: the `weight` option, else 1; ls: label_smoothing). 'mean' divides by the
 ** sum of w_y over the samples for labels (PyTorch's weighted mean), by the number
-** of samples for probabilities.
+** of samples for probabilities. Samples labelled `ignore_index` (default -100, as
+** PyTorch's) contribute nothing, to the loss, the gradient or the mean's divisor.
 */
 #include <math.h>
 #include "moongrad_plugin.h"
 
-enum { LABEL_SMOOTHING, WEIGHT };
+enum { LABEL_SMOOTHING, WEIGHT, IGNORE_INDEX };
 static const mgp_hparam hparams[] = {
   [LABEL_SMOOTHING] = {"label_smoothing", MGP_NUM, 0.0, 0.0, 1.0, 0, "mix the target with a uniform distribution"},
   [WEIGHT] = {"weight", MGP_TENSOR, 0, 0, 0, 0, "a weight per class, shape {C}"},
+  [IGNORE_INDEX] = {"ignore_index", MGP_INT, -100, -HUGE_VAL, HUGE_VAL, 0, "a label whose samples are ignored"},
 };
 
 static const mgp_host *H;
@@ -28,7 +30,7 @@ static int forward(mgp_ctx *ctx, const double *hp, mgp_loss_io *io) {
                     (long long)C, (long long)H->numel(wt));
   const void *x = H->data(io->input), *y = H->data(io->target), *w = wt ? H->data(wt) : NULL;
   void *l = H->data(io->loss), *g = io->grad ? H->data(io->grad) : NULL;
-  double ls = hp[LABEL_SMOOTHING], wsum = 0;
+  double ls = hp[LABEL_SMOOTHING], wsum = 0, kept = 0;
   double *a = H->alloc(ctx, (size_t)(2 * C) * sizeof(double));
   if (!a) return -1;
   double *lp = a + C;
@@ -40,6 +42,13 @@ static int forward(mgp_ctx *ctx, const double *hp, mgp_loss_io *io) {
       for (int64_t c = 0; c < C; c++) se += exp(mgp_get(x, dt, base + c * I) - mx);
       double lse = mx + log(se);
       for (int64_t c = 0; c < C; c++) lp[c] = mgp_get(x, dt, base + c * I) - lse;
+      if (io->target_is_labels && mgp_get(y, dt, s) == hp[IGNORE_INDEX]) {
+        mgp_set(l, dt, s, 0);
+        if (g)
+          for (int64_t c = 0; c < C; c++) mgp_set(g, dt, base + c * I, 0);
+        continue;
+      }
+      kept++;
       if (io->target_is_labels) {
         int64_t yc = (int64_t)mgp_get(y, dt, s) - 1;
         double wy = w ? mgp_get(w, dt, yc) : 1;
@@ -56,7 +65,7 @@ static int forward(mgp_ctx *ctx, const double *hp, mgp_loss_io *io) {
       if (g)
         for (int64_t c = 0; c < C; c++) mgp_set(g, dt, base + c * I, asum * exp(lp[c]) - a[c]);
     }
-  if (io->target_is_labels && w) io->mean_divisor = wsum;
+  if (io->target_is_labels) io->mean_divisor = w ? wsum : kept;
   H->free(ctx, a);
   return 0;
 }

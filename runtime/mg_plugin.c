@@ -1070,9 +1070,14 @@ static mg_tensor *plain(mg_tensor *t, mg_dtype dt) {
   return r;
 }
 
+/* labels must be integers in 1..C, except the value of a declared `ignore_index` option */
 static int check_labels(mg_loss *l, mg_tensor *y, int64_t C) {
+  double ignore = NAN;
+  for (int k = 0; k < l->d.nhparams; k++)
+    if (!strcmp(l->d.hparams[k].name, "ignore_index") && l->d.hparams[k].type != MGP_TENSOR) ignore = l->hp[k];
   for (int64_t k = 0; k < y->numel; k++) {
     double v = y->dtype == MG_F64 ? mg_f64(y)[k] : mg_f32(y)[k];
+    if (v == ignore) continue;
     if (v != floor(v))
       return mg_seterr(l->rt, "%s: target label %g at position %lld is not an integer class label",
                        l->who, v, (long long)k + 1);

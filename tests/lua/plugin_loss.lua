@@ -4,6 +4,7 @@
 -- by /usr/bin/python3 from the same inputs: labels are given 1-based here and passed
 -- to PyTorch as (y - 1).long(); `grad_mean` is x.grad after F.<loss>(x, y, 'mean').backward().
 -- W4, W3, PW3 are the class/element weights used (PyTorch: weight=, pos_weight=).
+-- Ignored labels (-100 or ignore_index) stay as they are when shifted to 0-based.
 local mg = require("moongrad")
 local T = mg.test()
 
@@ -139,6 +140,27 @@ local REF = {
    sum = 2.6000895896255654,
    batchmean = 1.3000447948127827,
    grad_mean = {{-0.05022040574712551, -0.09150754547507696, -0.024938715444464174}, {-0.029423676477728523, -0.0053752209095390005, -0.13186776927939914}}},
+  -- ignore_index (PyTorch's is 0-based: ignore_index=4 here is PyTorch's 3; -100 is the default in both)
+  {"cross_entropy", {}, x = {{0.20000000000000001, -1, 0.5, 1.5}, {-0.29999999999999999, 0.80000000000000004, 0.10000000000000001, -2}, {1.2, 0.40000000000000002, -0.59999999999999998, 0}}, y = {2, -100, 1},
+   none = {3.0437745368666254, 0, 0.65014680689115278},
+   mean = 1.8469606718788891,
+   sum = 3.6939213437577783,
+   grad_mean = {{0.079109546900533678, -0.47617266236656236, 0.10678671864703225, 0.29027639681899647}, {0, 0, 0, 0}, {-0.23901542876557547, 0.11726792704334121, 0.04314045946803783, 0.078607042254196485}}},
+  {"cross_entropy", {ignore_index = 4, weight = W4, label_smoothing = 0.1}, x = {{0.20000000000000001, -1, 0.5, 1.5}, {-0.29999999999999999, 0.80000000000000004, 0.10000000000000001, -2}, {1.2, 0.40000000000000002, -0.59999999999999998, 0}}, y = {2, 4, 1},
+   none = {2.8711962278401257, 0, 0.27966500487783919},
+   mean = 2.6257176939316373,
+   sum = 3.1508612327179648,
+   grad_mean = {{0.12669370883129946, -0.73141894566468868, 0.16622636376196584, 0.43849887307142332}, {0, 0, 0, 0}, {-0.035636173897698881, 0.032425850198850803, 0.0091762920084005155, -0.00596596830955243}}},
+  {"nll", {ignore_index = 2}, x = {{0.20000000000000001, -1, 0.5, 1.5}, {-0.29999999999999999, 0.80000000000000004, 0.10000000000000001, -2}, {1.2, 0.40000000000000002, -0.59999999999999998, 0}}, y = {2, 4, 1},
+   none = {0, 2, -1.2},
+   mean = 0.40000000000000002,
+   sum = 0.80000000000000004,
+   grad_mean = {{0, 0, 0, 0}, {0, 0, 0, -0.5}, {-0.5, 0, 0, 0}}},
+  {"nll", {weight = W3}, x = {{{0.10000000000000001, 0.40000000000000002}, {1, -0.5}, {-0.29999999999999999, 0.20000000000000001}}, {{0.90000000000000002, -1.1000000000000001}, {0, 0.29999999999999999}, {0.5, 0.59999999999999998}}}, y = {{1, -100}, {2, 2}},
+   none = {{-0.050000000000000003, 0}, {-0, -0.29999999999999999}},
+   mean = -0.13999999999999999,
+   sum = -0.34999999999999998,
+   grad_mean = {{{-0.20000000000000001, 0}, {0, 0}, {0, 0}}, {{0, 0}, {-0.40000000000000002, -0.40000000000000002}, {0, 0}}}},
 }
 
 local function desc(case)
@@ -228,7 +250,7 @@ T:raises(function() mg.loss("mse", {reduction = "avg"}) end, "loss mse: reductio
 T:raises(function() mg.loss("mse", {reduction = "batchmean"}) end, "reduction must be one of none, mean, sum, got 'batchmean'", "batchmean is kl_div's")
 T:raises(function() mg.loss("kl_div", {reduction = 1}) end, "loss kl_div: option 'reduction' expects a string (none, mean, sum, batchmean), got number", "reduction type")
 T:raises(function() mg.loss("cross_entropy", {label_smothing = 0.1}) end,
-  "loss cross_entropy: unknown option 'label_smothing' (accepted: label_smoothing, weight, reduction)", "unknown option lists the accepted ones")
+  "loss cross_entropy: unknown option 'label_smothing' (accepted: label_smoothing, weight, ignore_index, reduction)", "unknown option lists the accepted ones")
 T:raises(function() mg.loss("cross_entropy", {label_smoothing = 1.5}) end, "option 'label_smoothing' must be in [0, 1], got 1.5", "out of range")
 T:raises(function() mg.loss("cross_entropy", {label_smoothing = 0 / 0}) end, "option 'label_smoothing' is NaN", "NaN")
 T:raises(function() mg.loss("cross_entropy", {label_smoothing = true}) end, "option 'label_smoothing' expects a number, got boolean", "wrong type")
