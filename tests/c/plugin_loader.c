@@ -139,9 +139,17 @@ int main(void) {
   if (h) dlclose(h);
 
   mg_tensor *p = mg_from_data(rt, MG_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+  const char *nm0; mg_tensor *st0; double v0 = 0;
   mg_hpval lr = {.name = "lr", .type = MG_HV_NUM, .num = 0.25};
+  nwarn = 0;
   mg_optim *o = mg_optim_new(rt, "signsgd", 1, &p, 1, &lr);
   ok(o != NULL, "optimizer from the loaded plugin");
+  ok(nwarn == 1, "the plugin's create() ran and logged through the host");
+  like(lastwarn, "optim signsgd: created with lr 0.25", "  prefixed with the optimizer");
+  ok(mg_optim_save_prepare(o) == 0 && mg_optim_save_prepare(o) == 0, "save hook runs");
+  ok(mg_optim_state_count(o, -1) == 1 && mg_optim_state_entry(o, -1, 0, &nm0, &st0, &v0) == 0 &&
+     !strcmp(nm0, "saves") && v0 == 2, "  and keeps its private count in the state (private data persists)");
+  mg_optim_state_clear(o);
   p->grad = mg_from_data(rt, MG_F64, 1, (int64_t[]){3}, (double[]){5, -0.1, 0});
   mg_optim_step(o);
   mg_optim_step(o);

@@ -39,6 +39,22 @@ static int step(mgp_ctx *ctx, const double *hp, void *user) {
   return 0;
 }
 
+/* private data: counts save() calls; logs on creation */
+typedef struct { int saves; } priv;
+static int create(mgp_ctx *ctx, const double *hp, void **user) {
+  priv *p = H->alloc(ctx, sizeof *p);
+  if (!p) return -1;
+  *user = p;
+  H->log(ctx, MGP_LOG_INFO, "created with lr %g", hp[0]);
+  return 0;
+}
+static void destroy(mgp_ctx *ctx, void *user) { H->free(ctx, user); }
+static int save(mgp_ctx *ctx, const double *hp, void *user) {
+  (void)hp;
+  priv *p = user;
+  return H->state_put(ctx, -1, "saves", ++p->saves);
+}
+
 /* state_version 2 keeps "t"; version-1 checkpoints called it "count" */
 static int load(mgp_ctx *ctx, const double *hp, void *user, int saved_version) {
   (void)hp; (void)user;
@@ -61,6 +77,9 @@ static mgp_optim_desc desc = {
   .state_version = 2,
   .step = step,
   .load = load,
+  .create = create,
+  .destroy = destroy,
+  .save = save,
 };
 
 /* NO_FORWARD: a loss without its required callback */
