@@ -399,14 +399,13 @@ static int loss_gc(lua_State *L) {
 /* crit(pred, target) and crit:forward(pred, target) */
 static int loss_call(lua_State *L) {
   mg_loss *l = checkloss(L, 1);
-  char who[96];
-  snprintf(who, sizeof who, "loss %s", mg_loss_name(l));
   mg_tensor *pred = mgl_test(L, 2), *target;
-  if (!pred) return luaL_error(L, "%s: argument #1 (prediction): expected a tensor, got %s", who, luaL_typename(L, 2));
+  if (!pred)
+    return luaL_error(L, "loss %s: argument #1 (prediction): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 2));
   mg_tensor *tmp = NULL;
   if (lua_type(L, 3) == LUA_TNUMBER) target = tmp = mg_scalar(mgl_rt(L), pred->dtype, lua_tonumber(L, 3));
   else if (!(target = mgl_test(L, 3)))
-    return luaL_error(L, "%s: argument #2 (target): expected a tensor, got %s", who, luaL_typename(L, 3));
+    return luaL_error(L, "loss %s: argument #2 (target): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 3));
   mg_tensor *out = mg_loss_apply(l, pred, target);
   mg_release(tmp);
   return mgl_push(L, out);
