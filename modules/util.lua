@@ -439,6 +439,7 @@ local function ticks(lo, hi, n, minstep)
   local range = nicenum(hi - lo, false)
   local step = nicenum(range / (n - 1), true)
   if minstep and step < minstep then step = minstep end
+  if not finite(step) or step <= 0 then return { lo, hi }, lo, hi, 0 end  -- e.g. hi - lo overflows
   local t0, t1 = floor(lo / step) * step, math.ceil(hi / step) * step
   local digits = max(-floor(math.log(step, 10) + 1e-9), 0)
   local out = {}
@@ -734,7 +735,7 @@ function U.plot(csv_path, svg_path, opts)
       w('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>\n', ML, yy, ML + pw, yy)
       w('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#444"/>\n', ML - 4, yy, ML, yy)
       w('<text class="ytick" x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>\n',
-        ML - 7, yy, logy and fmt("%g", tonumber(fmt("%.3g", 10 ^ v))) or ticklabel(v, ydig))
+        ML - 7, yy, logy and fmt("%g", tonumber(fmt("%.3g", 10 ^ v)) or 10 ^ v) or ticklabel(v, ydig))
     end
     for _, v in ipairs(xt) do
       local xx = X(v)
