@@ -178,6 +178,10 @@ for _, c in ipairs(cases) do
   if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring((select(2, pcall(c[1]))))) end
 end
 T:ok(n >= 90, ("at least 90 misuse cases here (%d)"):format(n))
+-- extreme values in a data file: plot finishes (it once looped forever on a +-1e308 range)
+writeall(P("extreme.csv"), "step,loss\n1,1e308\n2,-1e308\n3,inf\n4,nan\n")
+T:eq(select(2, pcall(mg.util.plot, P("extreme.csv"), P("x.svg"))), P("x.svg"), "plot of a +-1e308 column finishes")
+T:eq(select(2, pcall(mg.util.plot, P("extreme.csv"), P("x.svg"), {logy = true})), P("x.svg"), "plot of a +-1e308 column on a log axis finishes")
 -- nothing was corrupted: the good checkpoint still loads, and save still works
 local back = mg.load(P("good.safetensors"))
 T:near(back.w, mg.ones(4, 3), 0, "the good checkpoint is intact after every misuse")
