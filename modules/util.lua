@@ -446,7 +446,7 @@ local function ticks(lo, hi, n, minstep)
   local k = 0
   while true do
     local v = t0 + k * step
-    if v > t1 + step * 1e-6 then break end
+    if v > t1 + step * 1e-6 or k > 100 then break end     -- k: a guard against rounding
     if math.abs(v) < step * 1e-9 then v = 0 end
     out[#out + 1] = v
     k = k + 1
