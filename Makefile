@@ -9,7 +9,7 @@
 BUILD   ?= build
 PREFIX  ?= /usr/local
 CC      ?= cc
-OPT     ?= -O2 -g
+OPT     ?= -O2 -g -ftree-vectorize
 PKGS    := lua5.4 openblas libcjson zlib
 VERSION := 0.1.0
 

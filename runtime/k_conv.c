@@ -27,6 +27,23 @@ static int grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
   return gin[k] ? 0 : -1;
 }
 
+/* column buffers come from the runtime's size-class cache: a malloc of this size is an
+** mmap and a page fault per page on every call */
+static void *scratch(mg_rt *rt, size_t n) { return mg_mem_alloc(rt, n ? n : 1); }
+static void unscratch(mg_rt *rt, void *p, size_t n) { mg_mem_free(rt, p, n ? n : 1); }
+
+/* sum of n floats: eight float lanes (vectorised), added up in double */
+static double sum_f32(const float *t, int64_t n) {
+  float acc[8] = {0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) acc[k] += t[i + k];
+  double s = 0;
+  for (; i < n; i++) s += t[i];
+  for (int k = 0; k < 8; k++) s += acc[k];
+  return s;
+}
+
 /* C = op(A) op(B) + beta C, row-major, alpha 1 */
 static void gemm(mg_dtype dt, bool ta, bool tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
                  double beta, void *C, int ldc) {
@@ -53,7 +70,9 @@ static void col_range(int64_t W, int64_t OW, int s, int p, int64_t off, int64_t 
 
 /* im2col over images n0..n0+nb-1 and channel group g: col[K][nb*L], K = Cg*kh*kw,
 ** L = OH*OW, column (n-n0)*L + oh*OW + ow; zeros where the kernel hangs over the
-** padding. col2im is its adjoint: it adds the columns back into the image. */
+** padding. col2im is its adjoint: it adds the columns back into the image. Rows are
+** short (OW), so they are copied four elements at a time inline: a memcpy call per
+** row cost more. */
 #define IM2COL(T)                                                                                      \
   static void im2col_##T(const geom *q, const T *x, T *col, int64_t n0, int64_t nb, int64_t g) {        \
     int64_t L = q->OH * q->OW, OW = q->OW, sw = q->sw;                                                 \
@@ -68,11 +87,15 @@ static void col_range(int64_t W, int64_t OW, int s, int p, int64_t off, int64_t 
             for (int64_t oh = 0; oh < q->OH; oh++, r += OW) {                                          \
               int64_t ih = oh * q->sh - q->ph + ki * q->dh;                                            \
               if (ih < 0 || ih >= q->H) { memset(r, 0, sizeof(T) * (size_t)OW); continue; }           \
-              const T *src = plane + ih * q->W;                                                        \
-              for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0;                                           \
-              if (sw == 1) { if (hi > lo) memcpy(r + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo)); } \
-              else for (int64_t ow = lo; ow < hi; ow++) r[ow] = src[ow * sw + off];                    \
-              for (int64_t ow = hi; ow < OW; ow++) r[ow] = 0;                                          \
+              const T *restrict src = plane + ih * q->W;                                               \
+              T *restrict d = r;                                                                       \
+              for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0;                                           \
+              if (sw == 1) {                                                                           \
+                int64_t ow = lo;                                                                       \
+                for (; ow + 4 <= hi; ow += 4) memcpy(d + ow, src + ow + off, 4 * sizeof(T));           \
+                for (; ow < hi; ow++) d[ow] = src[ow + off];                                           \
+              } else for (int64_t ow = lo; ow < hi; ow++) d[ow] = src[ow * sw + off];                  \
+              for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0;                                          \
             }                                                                                          \
           }                                                                                            \
         }                                                                                              \
@@ -164,19 +187,17 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_tensor *gw = nw ? mg_full(n->rt, dt, 4, w0->shape, 0) : NULL;
   mg_tensor *gb = nbias ? mg_full(n->rt, dt, 1, (int64_t[]){q.O}, 0) : NULL;
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
-  void *col = malloc(es * (size_t)(K * nb * L + 1)), *tmp = malloc(es * (size_t)(q.Og * nb * L + 1));
+  size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
+  void *col = scratch(n->rt, ncol), *tmp = col ? scratch(n->rt, ntmp) : NULL;
   int r = -1;
-  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !col || !tmp) {
-    if (!col || !tmp) mg_seterr(n->rt, "conv2d: out of memory in backward");
-    goto done;
-  }
+  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !col || !tmp) goto done;
   for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
     int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
     for (int64_t gr = 0; gr < q.G; gr++) {
       shuffle(dt, &q, mg_data(g), tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
       if (nbias) for (int64_t o = 0; o < q.Og; o++) {  /* gb = sum of gout over images and positions */
         double s = 0;
-        if (dt == MG_F32) { const float *t = (const float *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
+        if (dt == MG_F32) s = sum_f32((const float *)tmp + o * m * L, m * L);
         else { const double *t = (const double *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
         if (dt == MG_F32) mg_f32(gb)[gr * q.Og + o] += (float)s; else mg_f64(gb)[gr * q.Og + o] += s;
       }
@@ -197,7 +218,8 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   if (nw) { r |= grad_out(n, 1, gw, gin); gw = NULL; }
   if (nbias) { r |= grad_out(n, 2, gb, gin); gb = NULL; }
 done:
-  free(col); free(tmp);
+  if (col) unscratch(n->rt, col, ncol);
+  if (tmp) unscratch(n->rt, tmp, ntmp);
   mg_release(x); mg_release(w); mg_release(g); mg_release(gx); mg_release(gw); mg_release(gb);
   return r ? -1 : 0;
 }
@@ -260,11 +282,12 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   mg_tensor *y = wc && (bc || !b) ? mg_empty(rt, dt, x->ndim, oshape + (4 - x->ndim)) : NULL;
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
   void *col = NULL, *tmp = NULL;
+  size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
   if (y && y->numel) {
-    col = malloc(es * (size_t)(K * nb * L + 1));
-    tmp = malloc(es * (size_t)(q.Og * nb * L + 1));
-    if (!col || !tmp) { mg_seterr(rt, "conv2d: out of memory for the column buffer"); mg_release(y); y = NULL; }
-    else if (K == 0) memset(tmp, 0, es * (size_t)(q.Og * nb * L));
+    col = scratch(rt, ncol);
+    tmp = col ? scratch(rt, ntmp) : NULL;
+    if (!col || !tmp) { mg_release(y); y = NULL; }
+    else if (K == 0) memset(tmp, 0, ntmp);
   }
   if (y && y->numel) for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
     int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
@@ -277,7 +300,8 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
       shuffle(dt, &q, mg_data(y), tmp, bc ? mg_data(bc) : NULL, n0, m, g, true);
     }
   }
-  free(col); free(tmp);
+  if (col) unscratch(rt, col, ncol);
+  if (tmp) unscratch(rt, tmp, ntmp);
   mg_release(xc); mg_release(wc); mg_release(bc);
   if (!y) return NULL;
   mg_tensor *in[3] = {x, w, b};
@@ -332,6 +356,25 @@ static mg_tensor *pool_out(mg_tensor *x, mg_dtype dt, const pgeom *q) {
   static void maxpool_##T(const pgeom *q, const T *x, T *y, int64_t *idx) {                                \
     const int64_t H = q->H, W = q->W, OH = q->OH, OW = q->OW, kh = q->kh, kw = q->kw;                      \
     const int64_t sh = q->sh, sw = q->sw, ph = q->ph, pw = q->pw;                                          \
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { /* the common case, unrolled */  \
+      for (int64_t pl = 0; pl < q->P; pl++) {                                                              \
+        const T *xp = x + pl * H * W;                                                                      \
+        for (int64_t oh = 0; oh < OH; oh++) {                                                              \
+          const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;                                                     \
+          for (int64_t ow = 0; ow < OW; ow++) {                                                            \
+            int64_t j = 2 * ow, b = 0;                                                                     \
+            T m = r0[j], v;                                                                                \
+            int t;                                                                                         \
+            v = r0[j + 1]; t = (v > m) | (v != v); b = t ? 1 : b; m = t ? v : m;                           \
+            v = r1[j]; t = (v > m) | (v != v); b = t ? W : b; m = t ? v : m;                               \
+            v = r1[j + 1]; t = (v > m) | (v != v); b = t ? W + 1 : b; m = t ? v : m;                       \
+            *y++ = m;                                                                                      \
+            if (idx) *idx++ = 2 * oh * W + j + b;                                                          \
+          }                                                                                                \
+        }                                                                                                  \
+      }                                                                                                    \
+      return;                                                                                              \
+    }                                                                                                      \
     for (int64_t pl = 0; pl < q->P; pl++) {                                                                \
       const T *xp = x + pl * H * W;                                                                        \
       for (int64_t oh = 0; oh < OH; oh++) {                                                                \
@@ -356,7 +399,8 @@ static mg_tensor *pool_out(mg_tensor *x, mg_dtype dt, const pgeom *q) {
 MAXPOOL(float)
 MAXPOOL(double)
 
-static void poolctx_free(mg_node *n) { free(n->ctx); }
+/* the argmax buffer (n->i[0] bytes) comes from the runtime's cache, as column buffers do */
+static void poolctx_free(mg_node *n) { unscratch(n->rt, n->ctx, (size_t)n->i[0]); }
 
 static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   int64_t *idx = n->ctx;
@@ -384,17 +428,18 @@ mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   if (pool_check("max_pool2d", x, k, s, pad ? pad : zero, &q)) return NULL;
   mg_tensor *xc = dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
   bool rec = mg_any_requires_grad(x->rt, 1, &x);
-  int64_t *idx = rec ? malloc(sizeof(int64_t) * (size_t)(y ? y->numel + 1 : 1)) : NULL;
-  if (y && rec && !idx) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; }
+  size_t nidx = sizeof(int64_t) * (size_t)(y ? y->numel : 0);
+  int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
+  if (y && rec && !idx) { mg_release(y); y = NULL; }
   if (y) {
     if (x->dtype == MG_F32) maxpool_float(&q, mg_f32(xc), mg_f32(y), idx);
     else maxpool_double(&q, mg_f64(xc), mg_f64(y), idx);
   }
   mg_release(xc);
-  if (!y) { free(idx); return NULL; }
+  if (!y) return NULL;
   mg_node *n = mg_record(y, "max_pool2d", max_pool2d_bw, 1, &x);
-  if (n) { n->ctx = idx; n->ctx_free = poolctx_free; }
-  else free(idx);
+  if (n) { n->ctx = idx; n->i[0] = (int64_t)nidx; n->ctx_free = poolctx_free; }
+  else if (idx) unscratch(x->rt, idx, nidx);
   return y;
 }
 
