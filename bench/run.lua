@@ -1,5 +1,6 @@
 -- Benchmark driver: every workload in moongrad and in PyTorch (bench/*.lua next to their
--- bench/*.py twins), alternating, BENCH_REPS repetitions each (default 3). Prints one table
+-- bench/*.py twins), alternating, BENCH_REPS repetitions each (default 3; PyTorch's 2-thread
+-- epochs, which take minutes here, and the Linear runs, best-of-3 inside, run once). Prints one table
 -- (median time, ratio moongrad/PyTorch, peak RSS of each process) and writes it to
 -- bench/results.md.   lua5.4 bench/run.lua [BUILD_DIR]   (or `make bench`)
 -- Environment: BENCH_REPS, BENCH_PYTHON (an interpreter with torch), BENCH_ONLY (a Lua
@@ -55,17 +56,21 @@ end
 local M = q(runner)
 local P = python and q(python) or nil
 local jobs = {
-  { id = "tiny", mg = M .. " bench/tiny_op.lua 500000", py = P and P .. " bench/tiny_op.py 500000", parse = kv },
-  { id = "linreg", mg = M .. " bench/linreg_step.lua 5000", py = P and P .. " bench/linreg_step.py 5000", parse = kv },
+  { id = "tiny", mg = M .. " bench/tiny_op.lua 200000", py = P and P .. " bench/tiny_op.py 200000", parse = kv },
+  { id = "linreg", mg = M .. " bench/linreg_step.lua 3000", py = P and P .. " bench/linreg_step.py 3000", parse = kv },
   { id = "mlp1", mg = M .. " bench/fmnist.lua mlp 1", py = P and P .. " bench/fmnist.py --model mlp --threads 1", parse = kv },
-  { id = "mlp2", mg = M .. " bench/fmnist.lua mlp 2", py = P and P .. " bench/fmnist.py --model mlp --threads 2", parse = kv },
+  { id = "mlp2", mg = M .. " bench/fmnist.lua mlp 2", py = P and P .. " bench/fmnist.py --model mlp --threads 2", parse = kv,
+    py_reps = 1 },
   { id = "cnn1", mg = M .. " bench/fmnist.lua cnn 1", py = P and P .. " bench/fmnist.py --model cnn --threads 1", parse = kv },
-  { id = "cnn2", mg = M .. " bench/fmnist.lua cnn 2", py = P and P .. " bench/fmnist.py --model cnn --threads 2", parse = kv },
+  { id = "cnn2", mg = M .. " bench/fmnist.lua cnn 2", py = P and P .. " bench/fmnist.py --model cnn --threads 2", parse = kv,
+    py_reps = 1 },
 }
 local have_linear = exists("bench/linear.lua")
 if have_linear then
-  jobs[#jobs + 1] = { id = "linear1", mg = M .. " -t 1 bench/linear.lua 5", py = P and P .. " bench/linear.py 5 1", parse = linear_out }
-  jobs[#jobs + 1] = { id = "linear2", mg = M .. " -t 2 bench/linear.lua 5", py = P and P .. " bench/linear.py 5 2", parse = linear_out }
+  jobs[#jobs + 1] = { id = "linear1", mg = M .. " -t 1 bench/linear.lua 3", py = P and P .. " bench/linear.py 3 1",
+                      parse = linear_out, reps = 1 }
+  jobs[#jobs + 1] = { id = "linear2", mg = M .. " -t 2 bench/linear.lua 3", py = P and P .. " bench/linear.py 3 2",
+                      parse = linear_out, reps = 1 }
 end
 
 -- rows: label, job, key, unit, kind ("time": lower is better, "rate": higher is better), target
@@ -123,13 +128,15 @@ for _, job in ipairs(jobs) do
   if not ONLY or job.id:match(ONLY) then
     local res = { mg = { m = {}, rss = {} }, py = { m = {}, rss = {} } }
     results[job.id] = res
-    for rep = 1, REPS do
+    local reps = math.min(REPS, job.reps or REPS)
+    for rep = 1, reps do
       -- alternate which goes first, so drift on a busy machine hits both alike
       local order = rep % 2 == 1 and { "mg", "py" } or { "py", "mg" }
       for _, impl in ipairs(order) do
         local cmd = job[impl]
-        if cmd then
-          io.stderr:write(fmt("bench: %-8s %-2s rep %d/%d ...", job.id, impl, rep, REPS))
+        local n = impl == "py" and math.min(reps, job.py_reps or reps) or reps
+        if cmd and rep <= n then
+          io.stderr:write(fmt("bench: %-8s %-2s rep %d/%d ...", job.id, impl, rep, n))
           local t0 = os.time()
           local m, rss = run(job, cmd)
           if not m then
@@ -168,7 +175,8 @@ local lines = {}
 local function add(s) lines[#lines + 1] = s end
 add("# moongrad benchmarks")
 add("")
-add(fmt("%s, %s CPU(s) (%s); %s; median of %d runs, moongrad and PyTorch alternating.",
+add(fmt("%s, %s CPU(s) (%s); %s; median of %d runs, moongrad and PyTorch alternating " ..
+        "(PyTorch 2-thread epochs and the Linear rows: 1 run).",
         os.date("!%Y-%m-%d %H:%M UTC"), ncpu, cpu ~= "" and cpu or "unknown CPU",
         python and ("PyTorch " .. torch_version .. " (" .. python .. ")") or
           "**PyTorch not installed: moongrad only** (`sh tools/deps.sh bench`)", REPS))
