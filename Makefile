@@ -73,13 +73,14 @@ deps:
 test: deps all $(CTESTS)
 	MG_BUILD=$(BUILD) prove --exec tools/run-test $(PROVE_FLAGS) $(CTESTS) tests/lua/*.lua
 
-# The whole suite under AddressSanitizer + UBSan (own build dir: ASAN_BUILD).
+# The whole suite under AddressSanitizer + UBSan, plus float-cast-overflow (a NaN or huge double
+# converted to an integer size or index), every report fatal (own build dir: ASAN_BUILD).
 ASAN_BUILD ?= build-asan
 # The flags go through the environment so makes started by tests (embed_install) inherit them.
 check-asan:
 	ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 OPT="-O1 -g" \
-	  XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  XLDFLAGS="-fsanitize=address,undefined" $(MAKE) BUILD=$(ASAN_BUILD) test
+	  XCFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  XLDFLAGS="-fsanitize=address,undefined,float-cast-overflow" $(MAKE) BUILD=$(ASAN_BUILD) test
 
 # The C tests under valgrind: no memory errors and no definite leaks. VG_PROGS may name more
 # programs to run the same way (e.g. an embedding example), VG_LUA Lua tests under the runner
