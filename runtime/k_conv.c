@@ -162,6 +162,9 @@ static void shuffle(mg_dtype dt, const geom *q, void *y, void *tmp, const void *
 
 /* ---- conv2d -------------------------------------------------------------------- */
 
+#define KEEP_COL_MAX ((size_t)32 << 20)  /* bytes of columns a forward may keep for its backward */
+static void colctx_free(mg_node *n) { unscratch(n->rt, n->ctx, (size_t)n->i[7]); }
+
 static void conv_geom(geom *q, const mg_tensor *x, const mg_tensor *w, const int64_t *p) {
   int b = x->ndim == 4;
   q->N = b ? x->shape[0] : 1;
@@ -189,6 +192,7 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
   size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
   void *col = scratch(n->rt, ncol), *tmp = col ? scratch(n->rt, ntmp) : NULL;
+  char *kept = n->ctx && (mg_dtype)n->i[8] == dt ? n->ctx : NULL;
   int r = -1;
   if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !col || !tmp) goto done;
   for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
@@ -202,9 +206,10 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
         if (dt == MG_F32) mg_f32(gb)[gr * q.Og + o] += (float)s; else mg_f64(gb)[gr * q.Og + o] += s;
       }
       char *wg = (char *)mg_data(w) + es * (size_t)(gr * q.Og * K);
-      if (nw) {  /* gw_g[Og][K] += tmp[Og][mL] col^T */
-        im2col(dt, &q, mg_data(x), col, n0, m, gr);
-        gemm(dt, false, true, (int)q.Og, (int)K, (int)(m * L), tmp, (int)(m * L), col, (int)(m * L), 1.0,
+      if (nw) {  /* gw_g[Og][K] += tmp[Og][mL] col^T, col kept by the forward or made again */
+        char *c = kept ? kept + es * (size_t)(q.G * K * L * n0 + gr * K * m * L) : col;
+        if (!kept) im2col(dt, &q, mg_data(x), col, n0, m, gr);
+        gemm(dt, false, true, (int)q.Og, (int)K, (int)(m * L), tmp, (int)(m * L), c, (int)(m * L), 1.0,
              (char *)mg_data(gw) + es * (size_t)(gr * q.Og * K), (int)K);
       }
       if (nx) {  /* col[K][mL] = w_g^T tmp, then back into the image */
@@ -283,6 +288,11 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
   void *col = NULL, *tmp = NULL;
   size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
+  /* the weight gradient needs the columns again: keep them for the backward when they
+  ** are small enough, instead of redoing im2col there */
+  size_t nall = es * (size_t)(q.G * K * q.N * L);
+  bool keep = K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
+  if (keep) ncol = nall;
   if (y && y->numel) {
     col = scratch(rt, ncol);
     tmp = col ? scratch(rt, ntmp) : NULL;
@@ -293,17 +303,17 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
     int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
     for (int64_t g = 0; g < q.G; g++) {
       if (K > 0) {
-        im2col(dt, &q, mg_data(xc), col, n0, m, g);
+        char *c = keep ? (char *)col + es * (size_t)(q.G * K * L * n0 + g * K * m * L) : col;
+        im2col(dt, &q, mg_data(xc), c, n0, m, g);
         gemm(dt, false, false, (int)q.Og, (int)(m * L), (int)K, (char *)mg_data(wc) + es * (size_t)(g * q.Og * K),
-             (int)K, col, (int)(m * L), 0.0, tmp, (int)(m * L));
+             (int)K, c, (int)(m * L), 0.0, tmp, (int)(m * L));
       }
       shuffle(dt, &q, mg_data(y), tmp, bc ? mg_data(bc) : NULL, n0, m, g, true);
     }
   }
-  if (col) unscratch(rt, col, ncol);
   if (tmp) unscratch(rt, tmp, ntmp);
   mg_release(xc); mg_release(wc); mg_release(bc);
-  if (!y) return NULL;
+  if (!y) { if (col) unscratch(rt, col, ncol); return NULL; }
   mg_tensor *in[3] = {x, w, b};
   mg_node *n = mg_record(y, "conv2d", conv2d_bw, b ? 3 : 2, in);
   if (n) {
@@ -311,6 +321,8 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
     mg_save(n, x);
     mg_save(n, w);
   }
+  if (n && keep && col) { n->ctx = col; n->i[7] = (int64_t)ncol; n->i[8] = dt; n->ctx_free = colctx_free; }
+  else if (col) unscratch(rt, col, ncol);
   return y;
 }
 

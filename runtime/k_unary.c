@@ -43,8 +43,11 @@ static int saves(mg_unop op) {
   }
 }
 
-#define MAPBW(T, EXPR) do { T *gx = pgx; const T *g = pg, *pv = pvv; \
+/* gx is a fresh tensor, so restrict holds and the loops vectorise */
+#define MAPBW(T, EXPR) do { T *restrict gx = pgx; const T *restrict g = pg, *restrict pv = pvv; \
     for (int64_t i = 0; i < n; i++) { T v = pv[i]; gx[i] = g[i] * (EXPR); } } while (0)
+#define MAPBWSEL(T, COND) do { T *restrict gx = pgx; const T *restrict g = pg, *restrict pv = pvv; \
+    for (int64_t i = 0; i < n; i++) { T v = pv[i], gi = g[i]; gx[i] = (COND) ? gi : 0; } } while (0)
 
 /* dy/dx in terms of v, the saved x or y */
 #define BACKWARD(T) do { T A = (T)a, B = (T)b; (void)A; (void)B; switch (op) { \
@@ -58,7 +61,7 @@ static int saves(mg_unop op) {
     case MG_COS:        MAPBW(T, -sin(v)); break; \
     case MG_TANH:       MAPBW(T, 1 - v * v); break; \
     case MG_SIGMOID:    MAPBW(T, v * (1 - v)); break; \
-    case MG_RELU:       MAPBW(T, (T)(v > 0)); break; \
+    case MG_RELU:       MAPBWSEL(T, v > 0); break; /* as PyTorch: 0 where y <= 0, even for inf g */ \
     case MG_LEAKY_RELU: MAPBW(T, v > 0 ? 1 : A); break; \
     case MG_GELU:       MAPBW(T, (T)0.5 * (1 + erf(v * (T)M_SQRT1_2)) + v * exp(-(T)0.5 * v * v) * (T)INV_SQRT_2PI); break; \
     case MG_SOFTPLUS:   MAPBW(T, v > 20 ? 1 : 1 / (1 + exp(-v))); break; \
