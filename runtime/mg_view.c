@@ -40,7 +40,10 @@ static int infer_shape(mg_tensor *t, const char *op, int ndim, const int64_t *in
       if (infer >= 0) return mg_seterr(t->rt, "%s: only one size may be -1", op);
       infer = d;
     } else if (in[d] < 0) return mg_seterr(t->rt, "%s: invalid size %lld", op, (long long)in[d]);
-    else known *= in[d];
+    else if (in[d] && known > INT64_MAX / in[d]) {  /* the product must not wrap around to numel */
+      char b[128];
+      return mg_seterr(t->rt, "%s: shape %s is too large", op, mg_dims_str(ndim, in, b, sizeof b));
+    } else known *= in[d];
   }
   if (infer >= 0) {
     if (known == 0 || t->numel % known) {
