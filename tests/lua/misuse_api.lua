@@ -77,6 +77,8 @@ local cases = {
   {function() return mg.zeros(1, 1, 1, 1, 1, 1, 1, 1):unsqueeze(1) end, "unsqueeze: tensor already has 8 dims", "unsqueeze past 8 dims"},
   {function() return a:expand(2) end, "expand: cannot expand shape {2,3} to {2} (fewer dims)", "expand to fewer dims"},
   {function() return a:expand(-1, -1, -1) end, "expand: cannot expand shape {2,3} to {-1,-1,-1} (size 1 vs -1 at dim 1)", "expand with -1 for a new dim"},
+  {function() return mg.zeros(4):view((1 << 62) + 1, 4) end, "view: shape {4611686018427387905,4} is too large", "view whose element count wraps around to numel"},
+  {function() return mg.zeros(4):reshape(4, (1 << 62) + 1) end, "reshape: shape {4,4611686018427387905} is too large", "reshape whose element count wraps around"},
   {function() return mg.zeros(3):expand(2 ^ 62, 3) end, "expand: shape {4611686018427387904,3} is too large", "expand past int64 elements"},
   {function() return mg.zeros(1, 3):expand(2 ^ 40, 3):contiguous() end, "cannot allocate", "contiguous copy of a huge expand"},
   {function() return mg.randint(math.mininteger, math.maxinteger, {2}):numel() == 2 or error("numel") end, nil, "randint over the full 64-bit range"},
