@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mg_core.h"
+#include "mg_parallel.h"
 
 mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
@@ -177,54 +178,127 @@ static void conv_geom(geom *q, const mg_tensor *x, const mg_tensor *w, const int
   q->OW = (q->W + 2 * q->pw - q->dw * (q->kw - 1) - 1) / q->sw + 1;
 }
 
+/* Chunks of images run on mg_parallel_for's threads; each thread has its own column
+** and tmp buffers (tid * ncol bytes in). Gradients that sum over chunks (weight, bias)
+** are kept per chunk and added in chunk order, so the thread count does not change
+** them; when those partials would be large, the chunks run serially instead. */
+#define PARTIALS_MAX ((size_t)16 << 20)
+
+typedef struct {
+  const geom *q;
+  mg_dtype dt;
+  size_t es, ncol, ntmp;
+  int64_t nb, K, L;
+  char *x, *w, *b, *y, *g, *gx;  /* dense data (each may be NULL when unused) */
+  char *col, *tmp;               /* per-thread scratch, or the kept columns (forward, keep) */
+  bool keep;
+  char *kept;                    /* backward: the forward's columns, or NULL */
+  char *pw;                      /* backward: weight-gradient partials [chunk][O*K], or NULL */
+  double *pb;                    /* backward: bias sums [chunk][O], or NULL */
+  bool direct;                   /* backward, serial: pw is gw itself, pb [O]; both accumulate */
+} cjob;
+
+static void conv_fw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
+  const cjob *j = ctx;
+  const geom *q = j->q;
+  int64_t K = j->K, L = j->L;
+  char *tmp = j->tmp + (size_t)tid * j->ntmp;
+  for (int64_t c = c0; c < c1; c++) {
+    int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
+    for (int64_t g = 0; g < q->G; g++) {
+      if (K > 0) {
+        char *cb = j->keep ? j->col + j->es * (size_t)(q->G * K * L * n0 + g * K * m * L) : j->col + (size_t)tid * j->ncol;
+        im2col(j->dt, q, j->x, cb, n0, m, g);
+        gemm(j->dt, false, false, (int)q->Og, (int)(m * L), (int)K, j->w + j->es * (size_t)(g * q->Og * K), (int)K, cb,
+             (int)(m * L), 0.0, tmp, (int)(m * L));
+      }
+      shuffle(j->dt, q, j->y, tmp, j->b, n0, m, g, true);
+    }
+  }
+}
+
+static void conv_bw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
+  const cjob *j = ctx;
+  const geom *q = j->q;
+  mg_dtype dt = j->dt;
+  size_t es = j->es;
+  int64_t K = j->K, L = j->L;
+  char *col = j->col + (size_t)tid * j->ncol, *tmp = j->tmp + (size_t)tid * j->ntmp;
+  for (int64_t c = c0; c < c1; c++) {
+    int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
+    for (int64_t gr = 0; gr < q->G; gr++) {
+      shuffle(dt, q, j->g, tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
+      if (j->pb) for (int64_t o = 0; o < q->Og; o++) {  /* bias: sum of gout over images and positions */
+        double s = 0;
+        if (dt == MG_F32) s = sum_f32((const float *)tmp + o * m * L, m * L);
+        else { const double *t = (const double *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
+        if (j->direct) j->pb[gr * q->Og + o] += s; else j->pb[c * q->O + gr * q->Og + o] = s;
+      }
+      if (j->pw) {  /* gw_g[Og][K] = tmp[Og][mL] col^T, col kept by the forward or made again */
+        char *cb = j->kept ? j->kept + es * (size_t)(q->G * K * L * n0 + gr * K * m * L) : col;
+        if (!j->kept) im2col(dt, q, j->x, col, n0, m, gr);
+        gemm(dt, false, true, (int)q->Og, (int)K, (int)(m * L), tmp, (int)(m * L), cb, (int)(m * L), j->direct ? 1.0 : 0.0,
+             j->pw + es * (size_t)((j->direct ? 0 : c) * q->O * K + gr * q->Og * K), (int)K);
+      }
+      if (j->gx) {  /* col[K][mL] = w_g^T tmp, then back into the images (this chunk's own) */
+        gemm(dt, true, false, (int)K, (int)(m * L), (int)q->Og, j->w + es * (size_t)(gr * q->Og * K), (int)K, tmp,
+             (int)(m * L), 0.0, col, (int)(m * L));
+        col2im(dt, q, j->gx, col, n0, m, gr);
+      }
+    }
+  }
+}
+
 static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_tensor *x0 = mg_saved(n, 0), *w0 = mg_saved(n, 1);
   if (!x0 || !w0) return -1;
+  mg_rt *rt = n->rt;
   geom q;
   conv_geom(&q, x0, w0, n->i);
   mg_dtype dt = gout->dtype;
   size_t es = mg_dtype_size(dt);
   bool nx = mg_node_needs(n, 0), nw = mg_node_needs(n, 1), nbias = n->nin > 2 && mg_node_needs(n, 2);
   mg_tensor *x = dense(x0, dt), *w = dense(w0, dt), *g = dense(gout, dt);
-  mg_tensor *gx = nx ? mg_full(n->rt, dt, x0->ndim, x0->shape, 0) : NULL;
-  mg_tensor *gw = nw ? mg_full(n->rt, dt, 4, w0->shape, 0) : NULL;
-  mg_tensor *gb = nbias ? mg_full(n->rt, dt, 1, (int64_t[]){q.O}, 0) : NULL;
-  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
-  size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
-  void *col = scratch(n->rt, ncol), *tmp = col ? scratch(n->rt, ntmp) : NULL;
-  char *kept = n->ctx && (mg_dtype)n->i[8] == dt ? n->ctx : NULL;
+  mg_tensor *gx = nx ? mg_full(rt, dt, x0->ndim, x0->shape, 0) : NULL;
+  mg_tensor *gw = nw ? mg_full(rt, dt, 4, w0->shape, 0) : NULL;
+  mg_tensor *gb = nbias ? mg_full(rt, dt, 1, (int64_t[]){q.O}, 0) : NULL;
+  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW, nch = (q.N + nb - 1) / nb;
+  size_t npw = nw ? es * (size_t)(nch * q.O * K) : 0, npb = nbias ? sizeof(double) * (size_t)(nch * q.O) : 0;
+  bool direct = npw + npb > PARTIALS_MAX;  /* depends on the shapes only, never on the thread count */
+  if (direct) { npw = 0; npb = sizeof(double) * (size_t)q.O; }
+  int nt = direct ? 1 : mg_par_threads(rt, nch, 1);
+  cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, direct};
+  j.col = scratch(rt, j.ncol * (size_t)nt);
+  j.tmp = j.col ? scratch(rt, j.ntmp * (size_t)nt) : NULL;
+  j.pw = j.tmp && nw ? (direct ? (gw ? mg_data(gw) : NULL) : scratch(rt, npw)) : NULL;
+  j.pb = j.tmp && nbias ? scratch(rt, npb) : NULL;
+  if (j.pb) memset(j.pb, 0, npb);
   int r = -1;
-  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !col || !tmp) goto done;
-  for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
-    int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
-    for (int64_t gr = 0; gr < q.G; gr++) {
-      shuffle(dt, &q, mg_data(g), tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
-      if (nbias) for (int64_t o = 0; o < q.Og; o++) {  /* gb = sum of gout over images and positions */
-        double s = 0;
-        if (dt == MG_F32) s = sum_f32((const float *)tmp + o * m * L, m * L);
-        else { const double *t = (const double *)tmp + o * m * L; for (int64_t p = 0; p < m * L; p++) s += t[p]; }
-        if (dt == MG_F32) mg_f32(gb)[gr * q.Og + o] += (float)s; else mg_f64(gb)[gr * q.Og + o] += s;
-      }
-      char *wg = (char *)mg_data(w) + es * (size_t)(gr * q.Og * K);
-      if (nw) {  /* gw_g[Og][K] += tmp[Og][mL] col^T, col kept by the forward or made again */
-        char *c = kept ? kept + es * (size_t)(q.G * K * L * n0 + gr * K * m * L) : col;
-        if (!kept) im2col(dt, &q, mg_data(x), col, n0, m, gr);
-        gemm(dt, false, true, (int)q.Og, (int)K, (int)(m * L), tmp, (int)(m * L), c, (int)(m * L), 1.0,
-             (char *)mg_data(gw) + es * (size_t)(gr * q.Og * K), (int)K);
-      }
-      if (nx) {  /* col[K][mL] = w_g^T tmp, then back into the image */
-        gemm(dt, true, false, (int)K, (int)(m * L), (int)q.Og, wg, (int)K, tmp, (int)(m * L), 0.0, col, (int)(m * L));
-        col2im(dt, &q, mg_data(gx), col, n0, m, gr);
-      }
-    }
+  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !j.col || !j.tmp || (nw && !j.pw) ||
+      (nbias && !j.pb))
+    goto done;
+  j.x = mg_data(x); j.w = mg_data(w); j.g = mg_data(g); j.gx = gx ? mg_data(gx) : NULL;
+  j.kept = n->ctx && (mg_dtype)n->i[8] == dt ? n->ctx : NULL;
+  mg_parallel_for(rt, nch, nt > 1 ? 1 : nch + 1, conv_bw_chunks, &j);
+  for (int64_t c = 0; c < nch && !direct; c++) {  /* partials added in chunk order */
+    if (nw && dt == MG_F32) { float *d = mg_f32(gw), *s = (float *)j.pw + c * q.O * K; for (int64_t i = 0; i < q.O * K; i++) d[i] += s[i]; }
+    else if (nw) { double *d = mg_f64(gw), *s = (double *)j.pw + c * q.O * K; for (int64_t i = 0; i < q.O * K; i++) d[i] += s[i]; }
+  }
+  if (nbias) for (int64_t o = 0; o < q.O; o++) {
+    double s = 0;
+    for (int64_t c = 0; c < (direct ? 1 : nch); c++) s += j.pb[c * q.O + o];
+    if (dt == MG_F32) mg_f32(gb)[o] = (float)s; else mg_f64(gb)[o] = s;
   }
   r = 0;
   if (nx) { r |= grad_out(n, 0, gx, gin); gx = NULL; }
   if (nw) { r |= grad_out(n, 1, gw, gin); gw = NULL; }
   if (nbias) { r |= grad_out(n, 2, gb, gin); gb = NULL; }
 done:
-  if (col) unscratch(n->rt, col, ncol);
-  if (tmp) unscratch(n->rt, tmp, ntmp);
+  if (j.col) unscratch(rt, j.col, j.ncol * (size_t)nt);
+  if (j.tmp) unscratch(rt, j.tmp, j.ntmp * (size_t)nt);
+  if (j.pw && !direct) unscratch(rt, j.pw, npw);
+  if (j.pb) unscratch(rt, j.pb, npb);
   mg_release(x); mg_release(w); mg_release(g); mg_release(gx); mg_release(gw); mg_release(gb);
   return r ? -1 : 0;
 }
@@ -285,35 +359,28 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   int64_t oshape[4] = {q.N, q.O, q.OH, q.OW};
   mg_tensor *xc = dense(x, dt), *wc = xc ? dense(w, dt) : NULL, *bc = wc && b ? dense(b, dt) : NULL;
   mg_tensor *y = wc && (bc || !b) ? mg_empty(rt, dt, x->ndim, oshape + (4 - x->ndim)) : NULL;
-  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW;
-  void *col = NULL, *tmp = NULL;
-  size_t ncol = es * (size_t)(K * nb * L), ntmp = es * (size_t)(q.Og * nb * L);
+  int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW, nch = (q.N + nb - 1) / nb;
+  int nt = mg_par_threads(rt, nch, 1);
+  cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false};
   /* the weight gradient needs the columns again: keep them for the backward when they
   ** are small enough, instead of redoing im2col there */
-  size_t nall = es * (size_t)(q.G * K * q.N * L);
-  bool keep = K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
-  if (keep) ncol = nall;
+  size_t nall = es * (size_t)(q.G * K * q.N * L), ncol = j.ncol * (size_t)nt, ntmp = j.ntmp * (size_t)nt;
+  j.keep = K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
+  if (j.keep) ncol = nall;
   if (y && y->numel) {
-    col = scratch(rt, ncol);
-    tmp = col ? scratch(rt, ntmp) : NULL;
-    if (!col || !tmp) { mg_release(y); y = NULL; }
-    else if (K == 0) memset(tmp, 0, ntmp);
+    j.col = scratch(rt, ncol);
+    j.tmp = j.col ? scratch(rt, ntmp) : NULL;
+    if (!j.col || !j.tmp) { mg_release(y); y = NULL; }
+    else if (K == 0) memset(j.tmp, 0, ntmp);
   }
-  if (y && y->numel) for (int64_t n0 = 0; n0 < q.N; n0 += nb) {
-    int64_t m = q.N - n0 < nb ? q.N - n0 : nb;
-    for (int64_t g = 0; g < q.G; g++) {
-      if (K > 0) {
-        char *c = keep ? (char *)col + es * (size_t)(q.G * K * L * n0 + g * K * m * L) : col;
-        im2col(dt, &q, mg_data(xc), c, n0, m, g);
-        gemm(dt, false, false, (int)q.Og, (int)(m * L), (int)K, (char *)mg_data(wc) + es * (size_t)(g * q.Og * K),
-             (int)K, c, (int)(m * L), 0.0, tmp, (int)(m * L));
-      }
-      shuffle(dt, &q, mg_data(y), tmp, bc ? mg_data(bc) : NULL, n0, m, g, true);
-    }
+  if (y && y->numel) {
+    j.x = mg_data(xc); j.w = mg_data(wc); j.b = bc ? mg_data(bc) : NULL; j.y = mg_data(y);
+    mg_parallel_for(rt, nch, 1, conv_fw_chunks, &j);
   }
-  if (tmp) unscratch(rt, tmp, ntmp);
+  if (j.tmp) unscratch(rt, j.tmp, ntmp);
   mg_release(xc); mg_release(wc); mg_release(bc);
-  if (!y) { if (col) unscratch(rt, col, ncol); return NULL; }
+  if (!y) { if (j.col) unscratch(rt, j.col, ncol); return NULL; }
   mg_tensor *in[3] = {x, w, b};
   mg_node *n = mg_record(y, "conv2d", conv2d_bw, b ? 3 : 2, in);
   if (n) {
@@ -321,8 +388,8 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
     mg_save(n, x);
     mg_save(n, w);
   }
-  if (n && keep && col) { n->ctx = col; n->i[7] = (int64_t)ncol; n->i[8] = dt; n->ctx_free = colctx_free; }
-  else if (col) unscratch(rt, col, ncol);
+  if (n && j.keep && j.col) { n->ctx = j.col; n->i[7] = (int64_t)ncol; n->i[8] = dt; n->ctx_free = colctx_free; }
+  else if (j.col) unscratch(rt, j.col, ncol);
   return y;
 }
 
