@@ -76,13 +76,15 @@ static void maybe_collect(lua_State *L, mg_rt *rt) {
 
 /* ---- tensors on the Lua stack ---------------------------------------------- */
 
-static mgl_box *test_box(lua_State *L, int idx) {
+static mgl_box *test_box_mt(lua_State *L, int idx, const void *tensor_mt) {
   mgl_box *b = lua_touserdata(L, idx);
   if (!b || !lua_getmetatable(L, idx)) return NULL;
   const void *mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  return mt == get_box(L)->tensor_mt ? b : NULL;
+  return mt == tensor_mt ? b : NULL;
 }
+
+static mgl_box *test_box(lua_State *L, int idx) { return test_box_mt(L, idx, get_box(L)->tensor_mt); }
 
 mg_tensor *mgl_test(lua_State *L, int idx) {
   mgl_box *b = test_box(L, idx);
@@ -110,7 +112,8 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
 }
 
 void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
-  mgl_box *ba = test_box(L, 1), *bb = test_box(L, 2);
+  const void *mt = get_box(L)->tensor_mt;
+  mgl_box *ba = test_box_mt(L, 1, mt), *bb = test_box_mt(L, 2, mt);
   *tmp = NULL;
   if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);

@@ -35,6 +35,9 @@ struct mg_value {
   mg_value *prev, *next;  /* the runtime's open values, freed by mg_close */
 };
 
+#define POOL_CLASSES 8          /* blocks of 16, 32, ..., 128 bytes */
+#define POOL_MAX_BYTES ((size_t)8 << 20)
+
 struct mg_runtime {
   lua_State *L;
   mg_rt *rt;
@@ -51,6 +54,9 @@ struct mg_runtime {
   mg_status forced;       /* status for a host-argument error raised inside a call */
   mg_value *values;
   char *msg;              /* last error message (malloc'd), "" if none */
+  /* small Lua blocks (every tensor box is one) are recycled per size class */
+  void *pool[POOL_CLASSES];
+  size_t pool_bytes;
 };
 
 static const char EMPTY[] = "";
@@ -89,11 +95,41 @@ static void sync_limit(mg_runtime *R) {
   R->rt->mem_limit = R->limit > R->lua_bytes ? R->limit - R->lua_bytes : 1;
 }
 
+/* Lua's allocations, with a free list per small size class: a tensor op makes
+** and a collection frees one small userdata, so the steady state of a loop
+** reuses blocks instead of calling malloc. A block's class follows from its
+** size, which Lua always passes back. */
+static int pool_class(size_t n) { return n && n <= 16 * POOL_CLASSES ? (int)((n - 1) >> 4) : -1; }
+
+static void pool_free(mg_runtime *R, void *p, size_t n) {
+  int c = pool_class(n);
+  if (c < 0 || R->pool_bytes >= POOL_MAX_BYTES) { free(p); return; }
+  *(void **)p = R->pool[c];
+  R->pool[c] = p;
+  R->pool_bytes += (size_t)(c + 1) << 4;
+}
+
+static void *pool_alloc(mg_runtime *R, size_t n) {
+  int c = pool_class(n);
+  if (c < 0) return malloc(n);
+  void *p = R->pool[c];
+  if (!p) return malloc((size_t)(c + 1) << 4);
+  R->pool[c] = *(void **)p;
+  R->pool_bytes -= (size_t)(c + 1) << 4;
+  return p;
+}
+
+static void pool_trim(mg_runtime *R) {
+  for (int c = 0; c < POOL_CLASSES; c++)
+    while (R->pool[c]) { void *p = R->pool[c]; R->pool[c] = *(void **)p; free(p); }
+  R->pool_bytes = 0;
+}
+
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   mg_runtime *R = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
-    free(ptr);
+    if (ptr) pool_free(R, ptr, osize);
     R->lua_bytes -= old;
     if (R->limit) sync_limit(R);
     return NULL;
@@ -103,7 +139,17 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     R->lua_oom = true;
     return NULL;
   }  /* Lua collects and retries once, then raises "not enough memory" */
-  void *p = realloc(ptr, nsize);
+  void *p;
+  int oc = ptr ? pool_class(osize) : -1, nc = pool_class(nsize);
+  if (ptr && oc >= 0 && oc == nc) p = ptr;            /* same block fits */
+  else if (ptr && oc < 0 && nc < 0) p = realloc(ptr, nsize);
+  else {
+    p = pool_alloc(R, nsize);
+    if (p && ptr) {
+      memcpy(p, ptr, old < nsize ? old : nsize);
+      pool_free(R, ptr, osize);
+    }
+  }
   if (!p) return NULL;
   R->lua_bytes = R->lua_bytes - old + nsize;
   if (R->limit) sync_limit(R);
@@ -457,6 +503,7 @@ void mg_close(mg_runtime *R) {
     R->rt->pressure = NULL;
     lua_close(R->L);
   }
+  pool_trim(R);
   mg_rt_free(R->rt);
   set_msg(R, NULL);
   free(R);
