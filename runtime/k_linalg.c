@@ -60,7 +60,7 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
     if (beta == 0) memset(c, 0, (size_t)(M * N) * es);
     return 0;
   }
-  if (M * N * K <= TINY_GEMM) {  /* a BLAS call costs ~0.3 us; a tiny product is cheaper by hand */
+  if (M <= TINY_GEMM && N <= TINY_GEMM && K <= TINY_GEMM && M * N * K <= TINY_GEMM) {  /* a BLAS call costs ~0.3 us; a tiny product is cheaper by hand */
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double s = 0;
@@ -76,6 +76,8 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
   CBLAS_TRANSPOSE ta, tb;
   int64_t lda, ldb;
   void *pa = NULL, *pb = NULL;
+  if (M > INT_MAX || N > INT_MAX || K > INT_MAX)  /* before packing gigabytes for nothing */
+    return mg_seterr(rt, "%s: a %lld x %lld x %lld product is too large for BLAS", op, (long long)M, (long long)K, (long long)N);
   if (!blas_view(&a, &ta, &lda)) {
     if (!(pa = pack(&a, es))) return mg_seterr(rt, "%s: out of memory packing a %lld x %lld matrix", op, (long long)M, (long long)K);
     a.p = pa; ta = CblasNoTrans; lda = K;
@@ -286,6 +288,10 @@ mg_tensor *mg_dot(mg_tensor *a0, mg_tensor *b0) {
     char s1[128], s2[128];
     mg_seterr(a0->rt, "dot: shapes %s and %s do not match (%lld ~= %lld)", mg_shape_str(a0, s1, sizeof s1),
               mg_shape_str(b0, s2, sizeof s2), (long long)a0->shape[0], (long long)b0->shape[0]);
+    return NULL;
+  }
+  if (a0->shape[0] > INT_MAX) {  /* before copying gigabytes for nothing */
+    mg_seterr(a0->rt, "dot: %lld elements is too many for BLAS", (long long)a0->shape[0]);
     return NULL;
   }
   mg_dtype dt = mg_promote(a0->dtype, b0->dtype);
