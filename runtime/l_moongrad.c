@@ -198,7 +198,7 @@ static int64_t shape_item(lua_State *L, int idx, const char *op, int k) {
   lua_Integer v = lua_tointegerx(L, idx, &isint);
   if (!isint) luaL_error(L, "%s: size #%d must be an integer, got %s", op, k, lua_type(L, idx) == LUA_TNUMBER ?
                          lua_tostring(L, idx) : luaL_typename(L, idx));
-  if (v < -1) luaL_error(L, "%s: size #%d is negative (%d)", op, k, (int)v);
+  if (v < -1) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, k, (long long)v);
   return (int64_t)v;
 }
 

@@ -19,7 +19,7 @@ static int shape_and_opts(lua_State *L, int from, int64_t *shape, mg_dtype *dt, 
   int next;
   int nd = mgl_shape(L, from, shape, op, &next);
   for (int d = 0; d < nd; d++)
-    if (shape[d] < 0) luaL_error(L, "%s: size #%d is negative (%d)", op, d + 1, (int)shape[d]);
+    if (shape[d] < 0) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, d + 1, (long long)shape[d]);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
     luaL_error(L, "%s: argument #%d: expected a size or an options table, got %s", op, next, luaL_typename(L, next));
   mgl_checkopts(L, next, create_opts, op);
@@ -138,7 +138,7 @@ static int l_eye(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   lua_Integer m = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : n;
   int opts = lua_isinteger(L, 2) ? 3 : 2;
-  if (n < 0 || m < 0) return luaL_error(L, "eye: sizes must be >= 0, got %d x %d", (int)n, (int)m);
+  if (n < 0 || m < 0) return mgl_errorf(L, "eye: sizes must be >= 0, got %lld x %lld", (long long)n, (long long)m);
   mgl_checkopts(L, opts, create_opts, "eye");
   mg_tensor *t = mg_full(mgl_rt(L), mgl_optdtype(L, opts, MG_F32, "eye"), 2, (int64_t[]){n, m}, 0);
   if (!t) return mgl_error(L);
@@ -243,7 +243,7 @@ static int m_item(lua_State *L) {
   SELF("item");
   if (t->numel != 1) {
     char b[128];
-    return luaL_error(L, "item: tensor of shape %s has %d elements (expected exactly 1)", mg_shape_str(t, b, sizeof b), (int)t->numel);
+    return mgl_errorf(L, "item: tensor of shape %s has %lld elements (expected exactly 1)", mg_shape_str(t, b, sizeof b), (long long)t->numel);
   }
   if (mg_check_alive(t, "item")) return mgl_error(L);
   lua_pushnumber(L, mg_get_flat(t, 0));
@@ -263,8 +263,8 @@ static int64_t elem_offset(lua_State *L, mg_tensor *t, int from, const char *op)
     if (i < 0) i += t->shape[d] + 1;
     if (i < 1 || i > t->shape[d]) {
       char b[128];
-      luaL_error(L, "%s: index %d out of range for dim %d of size %d (shape %s)", op, (int)lua_tointeger(L, from + d),
-                 d + 1, (int)t->shape[d], mg_shape_str(t, b, sizeof b));
+      mgl_errorf(L, "%s: index %lld out of range for dim %d of size %lld (shape %s)", op,
+                 (long long)lua_tointeger(L, from + d), d + 1, (long long)t->shape[d], mg_shape_str(t, b, sizeof b));
     }
     off += (i - 1) * t->stride[d];
   }
