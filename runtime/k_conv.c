@@ -429,29 +429,41 @@ static mg_tensor *pool_out(mg_tensor *x, mg_dtype dt, const pgeom *q) {
   return mg_empty(x->rt, dt, x->ndim, sh);
 }
 
+/* one output row of the 2x2, stride-2 max: code[ow] = which of the four won (0..3);
+** branch-free selects in a loop the compiler vectorises (random data defeats branches) */
+#define POOL2ROW(T)                                                                                       \
+  static void pool2_row_##T(const T *restrict r0, const T *restrict r1, T *restrict y, int32_t *restrict code, \
+                            int64_t OW) {                                                                 \
+    for (int64_t ow = 0; ow < OW; ow++) {                                                                 \
+      T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];                           \
+      int32_t k = 0, t;                                                                                   \
+      T m = a;                                                                                            \
+      t = (b > m) | (b != b); m = t ? b : m; k = t ? 1 : k;                                               \
+      t = (c > m) | (c != c); m = t ? c : m; k = t ? 2 : k;                                               \
+      t = (d > m) | (d != d); m = t ? d : m; k = t ? 3 : k;                                               \
+      y[ow] = m;                                                                                          \
+      code[ow] = k;                                                                                       \
+    }                                                                                                     \
+  }
+POOL2ROW(float)
+POOL2ROW(double)
+
 /* max: y = max over the window (padding is -inf), idx = flat position in the
 ** plane of the first maximum (a NaN wins, as PyTorch); branch-free selects */
 #define MAXPOOL(T)                                                                                        \
-  static void maxpool_##T(const pgeom *q, const T *x, T *y, int64_t *idx) {                                \
+  static void maxpool_##T(const pgeom *q, const T *x, T *y, int64_t *idx, int32_t *code) {                \
     const int64_t H = q->H, W = q->W, OH = q->OH, OW = q->OW, kh = q->kh, kw = q->kw;                      \
     const int64_t sh = q->sh, sw = q->sw, ph = q->ph, pw = q->pw;                                          \
-    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { /* the common case, unrolled */  \
-      for (int64_t pl = 0; pl < q->P; pl++) {                                                              \
-        const T *xp = x + pl * H * W;                                                                      \
-        for (int64_t oh = 0; oh < OH; oh++) {                                                              \
-          const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;                                                     \
-          for (int64_t ow = 0; ow < OW; ow++) {                                                            \
-            int64_t j = 2 * ow, b = 0;                                                                     \
-            T m = r0[j], v;                                                                                \
-            int t;                                                                                         \
-            v = r0[j + 1]; t = (v > m) | (v != v); b = t ? 1 : b; m = t ? v : m;                           \
-            v = r1[j]; t = (v > m) | (v != v); b = t ? W : b; m = t ? v : m;                               \
-            v = r1[j + 1]; t = (v > m) | (v != v); b = t ? W + 1 : b; m = t ? v : m;                       \
-            *y++ = m;                                                                                      \
-            if (idx) *idx++ = 2 * oh * W + j + b;                                                          \
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { /* the common case */          \
+      for (int64_t pl = 0; pl < q->P; pl++)                                                                \
+        for (int64_t oh = 0; oh < OH; oh++, y += OW) {                                                     \
+          const T *r0 = x + pl * H * W + 2 * oh * W;                                                       \
+          pool2_row_##T(r0, r0 + W, y, code, OW);                                                          \
+          if (idx) {                                                                                       \
+            int64_t base = 2 * oh * W, off[4] = {0, 1, W, W + 1};                                          \
+            for (int64_t ow = 0; ow < OW; ow++) *idx++ = base + 2 * ow + off[code[ow]];                    \
           }                                                                                                \
         }                                                                                                  \
-      }                                                                                                    \
       return;                                                                                              \
     }                                                                                                      \
     for (int64_t pl = 0; pl < q->P; pl++) {                                                                \
@@ -511,8 +523,11 @@ mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
   if (y && rec && !idx) { mg_release(y); y = NULL; }
   if (y) {
-    if (x->dtype == MG_F32) maxpool_float(&q, mg_f32(xc), mg_f32(y), idx);
-    else maxpool_double(&q, mg_f64(xc), mg_f64(y), idx);
+    int32_t *code = malloc(sizeof(int32_t) * (size_t)(q.OW + 1));  /* one row */
+    if (!code) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; if (idx) unscratch(x->rt, idx, nidx); idx = NULL; }
+    else if (x->dtype == MG_F32) maxpool_float(&q, mg_f32(xc), mg_f32(y), idx, code);
+    else maxpool_double(&q, mg_f64(xc), mg_f64(y), idx, code);
+    free(code);
   }
   mg_release(xc);
   if (!y) return NULL;
