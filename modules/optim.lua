@@ -20,7 +20,7 @@ local function getlr(opt, who)
   local ok, lr = pcall(function() return opt.lr end)
   if not ok or type(lr) ~= "number" then
     error(fmt("%s: expected an optimizer with a numeric 'lr' field, got %s", who,
-              ok and (type(opt) .. (opt ~= nil and " without a numeric lr" or "")) or tostring(lr)), 3)
+              type(opt) .. ((ok and opt ~= nil) and " without a numeric lr" or "")), 3)
   end
   return lr
 end
