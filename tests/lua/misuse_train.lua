@@ -106,6 +106,14 @@ local cases = {
   {function() return mg.optim.LinearWarmup(sgd, 1.5) end, "LinearWarmup: steps must be a positive integer, got 1.5", "LinearWarmup fractional steps"},
   {function() return mg.optim.StepLR(sgd, 2):load_state_dict(5) end, "StepLR:load_state_dict: expected a table, got number", "scheduler load_state_dict number"},
 
+  {function() return mg.optim.StepLR(nil, 2) end, "StepLR: expected an optimizer with a numeric 'lr' field, got nil", "StepLR(nil)"},
+  {function() return mg.optim.MultiStepLR(sgd, {3, 1}) end, "MultiStepLR: milestones must be increasing positive integers, got 1", "MultiStepLR decreasing milestones"},
+  {function() return mg.optim.ReduceLROnPlateau(sgd, {factor = 2}) end, "ReduceLROnPlateau: factor must be in [0, 1), got 2", "ReduceLROnPlateau factor > 1"},
+  {function() return mg.optim.ReduceLROnPlateau(sgd):step() end, "ReduceLROnPlateau:step: expected the metric as a number, got nil", "ReduceLROnPlateau:step without a metric"},
+  {function() return mg.loss("cross_entropy", {weight = mg.ones(3)})(mg.zeros(2, 4), mg.ones(2)) end, "cross_entropy: weight must be a 1-D tensor with one value per class (4), got 3 values", "cross_entropy class weights of the wrong length"},
+  {function() return mg.loss("cross_entropy")(mg.zeros(2, 0), mg.ones(2)) end, "cross_entropy: input {2,0} has no classes", "cross_entropy with zero classes"},
+  {function() return mg.loss("bce", {weight = mg.ones(5)})(mg.full({2}, 0.5), mg.ones(2)) end, "bce: option 'weight' of shape {5} does not broadcast to the input's shape {2}", "bce weight shape"},
+
   -- nn constructors
   {function() return nn.Linear(0, 3) end, "Linear: in_features must be a positive integer, got 0", "Linear with 0 inputs"},
   {function() return nn.Linear(-4, 3) end, "Linear: in_features must be a positive integer, got -4", "Linear with negative inputs"},
