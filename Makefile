@@ -26,7 +26,7 @@ LDFLAGS  += $(XLDFLAGS)
 LIBS     := $(PKG_LIBS) -lm -ldl -lpthread
 
 # Plugins are built exactly as a third party would build one: the SDK header and nothing else.
-PLUGIN_CFLAGS := -std=c11 -O2 -Wall -Wextra -fPIC -shared -Iinclude $(XCFLAGS)
+PLUGIN_CFLAGS := -std=c11 -O3 -Wall -Wextra -fPIC -shared -Iinclude $(XCFLAGS)
 
 RT_SRC   := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
 RT_OBJ   := $(RT_SRC:runtime/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/modules_blob.o
@@ -57,7 +57,7 @@ $(BUILD)/moongrad: runtime/main.c $(BUILD)/libmoongrad.a
 $(BUILD)/lua/moongrad.so: $(RT_OBJ) | $(BUILD)/lua
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(OTHER_LIBS) -lm -ldl -lpthread
 
-$(BUILD)/plugins/%.so: plugins/%.c include/moongrad_plugin.h | $(BUILD)/plugins
+$(BUILD)/plugins/%.so: plugins/%.c include/moongrad_plugin.h Makefile | $(BUILD)/plugins
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
 
 $(BUILD)/tests/%.t: tests/c/%.c tests/c/tap.h $(BUILD)/libmoongrad.a | $(BUILD)/tests

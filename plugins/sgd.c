@@ -28,18 +28,36 @@ static int validate(mgp_ctx *ctx, const double *hp) {
   return 0;
 }
 
-#define UPDATE(T)                                                              \
+/* One pass per case, branches hoisted out of the loops so they vectorise;
+** arithmetic in the parameter's own type, as PyTorch does. */
+#define UPDATE(T)                                                                          \
   static void update_##T(T *p, const T *g, T *buf, int fresh, int64_t n, const double *hp) { \
-    double lr = hp[LR], mom = hp[MOMENTUM], damp = hp[DAMPENING], wd = hp[WEIGHT_DECAY];   \
-    for (int64_t k = 0; k < n; k++) {                                          \
-      double d = g[k];                                                         \
-      if (wd != 0) d = (T)(d + wd * p[k]);                                     \
-      if (buf) {                                                               \
-        buf[k] = fresh ? (T)d : (T)(mom * buf[k] + (1 - damp) * d);            \
-        d = hp[NESTEROV] != 0 ? (T)(d + mom * buf[k]) : buf[k];                \
-      }                                                                        \
-      p[k] = (T)(p[k] - lr * d);                                               \
-    }                                                                          \
+    const T lr = (T)hp[LR], mom = (T)hp[MOMENTUM], damp1 = (T)(1 - hp[DAMPENING]);          \
+    const T wd = (T)hp[WEIGHT_DECAY];                                                      \
+    const int nesterov = hp[NESTEROV] != 0;                                                \
+    if (!buf) {                                                                            \
+      if (wd == 0) for (int64_t k = 0; k < n; k++) p[k] -= lr * g[k];                      \
+      else for (int64_t k = 0; k < n; k++) p[k] -= lr * (g[k] + wd * p[k]);               \
+    } else if (fresh) {                                                                    \
+      for (int64_t k = 0; k < n; k++) {                                                    \
+        T dk = wd == 0 ? g[k] : g[k] + wd * p[k];                                          \
+        buf[k] = dk;                                                                       \
+        p[k] -= lr * (nesterov ? dk + mom * dk : dk);                                      \
+      }                                                                                    \
+    } else if (wd == 0 && !nesterov) {                                                     \
+      for (int64_t k = 0; k < n; k++) {                                                    \
+        T b = mom * buf[k] + damp1 * g[k];                                                 \
+        buf[k] = b;                                                                        \
+        p[k] -= lr * b;                                                                    \
+      }                                                                                    \
+    } else {                                                                               \
+      for (int64_t k = 0; k < n; k++) {                                                    \
+        T dk = wd == 0 ? g[k] : g[k] + wd * p[k];                                          \
+        T b = mom * buf[k] + damp1 * dk;                                                   \
+        buf[k] = b;                                                                        \
+        p[k] -= lr * (nesterov ? dk + mom * b : b);                                        \
+      }                                                                                    \
+    }                                                                                      \
   }
 UPDATE(float)
 UPDATE(double)
