@@ -476,6 +476,7 @@ mg_runtime *mg_open(const mg_config *cfg, char *err, size_t errlen) {
   R->L = lua_newstate(l_alloc, R);
   if (!R->L) {
     if (err && errlen) snprintf(err, errlen, "mg_open: cannot create a Lua state%s", c.mem_limit ? " (memory limit too small?)" : "");
+    pool_trim(R);  /* the failed lua_newstate freed its blocks into the pool */
     mg_rt_free(R->rt);
     free(R);
     return NULL;
