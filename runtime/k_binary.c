@@ -7,7 +7,6 @@
 #include "mg_core.h"
 #include "mg_iter.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 static const char *binop_name[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
 static const char *cmpop_name[] = {"eq", "ne", "lt", "le", "gt", "ge"};

@@ -12,22 +12,6 @@
 #include "mg_core.h"
 #include "mg_parallel.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
-
-/* t as a contiguous tensor of dtype dt, no history (maybe t itself, retained) */
-static mg_tensor *dense(mg_tensor *t, mg_dtype dt) {
-  if (t->dtype == dt && mg_is_contiguous(t)) return mg_retain(t);
-  return mg_copy_as(t, dt);
-}
-
-/* gin[k] = g in input k's dtype; takes g */
-static int grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
-  if (!g) return -1;
-  gin[k] = mg_to(g, n->in[k].dtype);
-  mg_release(g);
-  return gin[k] ? 0 : -1;
-}
-
 /* column buffers come from the runtime's size-class cache: a malloc of this size is an
 ** mmap and a page fault per page on every call */
 static void *scratch(mg_rt *rt, size_t n) { return mg_mem_alloc(rt, n ? n : 1); }
@@ -258,7 +242,7 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_dtype dt = gout->dtype;
   size_t es = mg_dtype_size(dt);
   bool nx = mg_node_needs(n, 0), nw = mg_node_needs(n, 1), nbias = n->nin > 2 && mg_node_needs(n, 2);
-  mg_tensor *x = dense(x0, dt), *w = dense(w0, dt), *g = dense(gout, dt);
+  mg_tensor *x = mg_dense(x0, dt), *w = mg_dense(w0, dt), *g = mg_dense(gout, dt);
   mg_tensor *gx = nx ? mg_full(rt, dt, x0->ndim, x0->shape, 0) : NULL;
   mg_tensor *gw = nw ? mg_full(rt, dt, 4, w0->shape, 0) : NULL;
   mg_tensor *gb = nbias ? mg_full(rt, dt, 1, (int64_t[]){q.O}, 0) : NULL;
@@ -291,9 +275,9 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
     if (dt == MG_F32) mg_f32(gb)[o] = (float)s; else mg_f64(gb)[o] = s;
   }
   r = 0;
-  if (nx) { r |= grad_out(n, 0, gx, gin); gx = NULL; }
-  if (nw) { r |= grad_out(n, 1, gw, gin); gw = NULL; }
-  if (nbias) { r |= grad_out(n, 2, gb, gin); gb = NULL; }
+  if (nx) { r |= mg_grad_out(n, 0, gx, gin); gx = NULL; }
+  if (nw) { r |= mg_grad_out(n, 1, gw, gin); gw = NULL; }
+  if (nbias) { r |= mg_grad_out(n, 2, gb, gin); gb = NULL; }
 done:
   if (j.col) unscratch(rt, j.col, j.ncol * (size_t)nt);
   if (j.tmp) unscratch(rt, j.tmp, j.ntmp * (size_t)nt);
@@ -357,7 +341,7 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   if (b) dt = mg_promote(dt, b->dtype);
   size_t es = mg_dtype_size(dt);
   int64_t oshape[4] = {q.N, q.O, q.OH, q.OW};
-  mg_tensor *xc = dense(x, dt), *wc = xc ? dense(w, dt) : NULL, *bc = wc && b ? dense(b, dt) : NULL;
+  mg_tensor *xc = mg_dense(x, dt), *wc = xc ? mg_dense(w, dt) : NULL, *bc = wc && b ? mg_dense(b, dt) : NULL;
   mg_tensor *y = wc && (bc || !b) ? mg_empty(rt, dt, x->ndim, oshape + (4 - x->ndim)) : NULL;
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW, nch = (q.N + nb - 1) / nb;
   int nt = mg_par_threads(rt, nch, 1);
@@ -495,7 +479,7 @@ static void poolctx_free(mg_node *n) { unscratch(n->rt, n->ctx, (size_t)n->i[0])
 
 static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   int64_t *idx = n->ctx;
-  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (!gx) { mg_release(g); return -1; }
   int nd = gx->ndim;
@@ -517,7 +501,7 @@ mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   const int *s = stride ? stride : k;
   int zero[2] = {0, 0};
   if (pool_check("max_pool2d", x, k, s, pad ? pad : zero, &q)) return NULL;
-  mg_tensor *xc = dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
   bool rec = mg_any_requires_grad(x->rt, 1, &x);
   size_t nidx = sizeof(int64_t) * (size_t)(y ? y->numel : 0);
   int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
@@ -564,7 +548,7 @@ AVGPOOL(double)
 
 static int avg_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   pgeom q;
-  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (!gx) { mg_release(g); return -1; }
   int nd = gx->ndim;
@@ -584,7 +568,7 @@ mg_tensor *mg_avg_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   int zero[2] = {0, 0};
   const int *p = pad ? pad : zero;
   if (pool_check("avg_pool2d", x, k, s, p, &q)) return NULL;
-  mg_tensor *xc = dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
   if (y) {
     if (x->dtype == MG_F32) avgpool_float(&q, mg_f32(xc), mg_f32(y), false);
     else avgpool_double(&q, mg_f64(xc), mg_f64(y), false);

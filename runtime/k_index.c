@@ -10,22 +10,6 @@
 #include "mg_core.h"
 #include "mg_iter.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
-
-static mg_tensor *dense(mg_tensor *t, mg_dtype dt) {
-  if (t->dtype == dt && mg_is_contiguous(t)) return mg_retain(t);
-  return mg_copy_as(t, dt);
-}
-
-static int grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
-  if (!g) return -1;
-  gin[k] = mg_to(g, n->in[k].dtype);
-  mg_release(g);
-  return gin[k] ? 0 : -1;
-}
-
-static void free_ctx(mg_node *n) { free(n->ctx); }
-
 /* ---- cat / stack ---------------------------------------------------------------- */
 
 /* ctx: offsets of each input along dim (n+1 entries; -1 for a skipped input) */
@@ -35,7 +19,7 @@ static int cat_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   for (int k = 0; k < n->nin; k++) {
     if (!mg_node_needs(n, k) || off[k] < 0) continue;
     mg_tensor *part = mg_narrow(g, dim, off[k], n->in[k].shape[dim]);
-    if (grad_out(n, k, part, gin)) return -1;
+    if (mg_grad_out(n, k, part, gin)) return -1;
   }
   return 0;
 }
@@ -92,7 +76,7 @@ mg_tensor *mg_cat(int n, mg_tensor *const *ts, int dim) {
     at += t->shape[dim];
   }
   mg_node *nd = mg_record(y, "cat", cat_bw, n, ts);
-  if (nd) { nd->i[0] = dim; nd->ctx = off; nd->ctx_free = free_ctx; }
+  if (nd) { nd->i[0] = dim; nd->ctx = off; nd->ctx_free = mg_ctx_free; }
   else free(off);
   return y;
 }
@@ -128,7 +112,7 @@ mg_tensor *mg_stack(int n, mg_tensor *const *ts, int dim) {
 static int read_index(const char *op, mg_tensor *idx, int64_t size, int dim, const mg_tensor *x, int64_t *out) {
   char s1[128];
   if (mg_check_alive(idx, op)) return -1;
-  mg_tensor *c = dense(idx, idx->dtype);
+  mg_tensor *c = mg_dense(idx, idx->dtype);
   if (!c) return -1;
   int r = 0;
   for (int64_t i = 0; i < c->numel && !r; i++) {
@@ -165,7 +149,7 @@ static void copy_rows(mg_dtype dt, const rowsctx *q, const void *x, void *y, boo
 }
 
 static int rows_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
-  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (gx) copy_rows(g->dtype, n->ctx, mg_data(gx), mg_data(g), true);
   mg_release(g);
@@ -175,12 +159,12 @@ static int rows_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
 
 /* y (shape yshape) = x's slices along dim picked by idx; idx already read into q */
 static mg_tensor *select_rows(const char *op, mg_tensor *x, int dim, rowsctx *q, int ynd, const int64_t *yshape) {
-  mg_tensor *xc = dense(x, x->dtype), *y = xc ? mg_empty(x->rt, x->dtype, ynd, yshape) : NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? mg_empty(x->rt, x->dtype, ynd, yshape) : NULL;
   if (y) copy_rows(x->dtype, q, mg_data(xc), mg_data(y), false);
   mg_release(xc);
   if (!y) { free(q); return NULL; }
   mg_node *n = mg_record(y, op, rows_bw, 1, &x);
-  if (n) { n->i[0] = dim; n->ctx = q; n->ctx_free = free_ctx; }
+  if (n) { n->i[0] = dim; n->ctx = q; n->ctx_free = mg_ctx_free; }
   else free(q);
   return y;
 }
@@ -241,7 +225,7 @@ mg_tensor *mg_embedding(mg_tensor *idx, mg_tensor *weight) {
 
 static int gather_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   const int64_t *src = n->ctx;
-  mg_tensor *g = dense(gout, n->in[0].dtype);
+  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (gx) {
     if (gx->dtype == MG_F32) for (int64_t k = 0; k < g->numel; k++) mg_f32(gx)[src[k]] += mg_f32(g)[k];
@@ -279,7 +263,7 @@ mg_tensor *mg_gather(mg_tensor *x, int dim, mg_tensor *idx) {
     src[k] = off;
     for (int d = x->ndim - 1; d >= 0; d--) { if (++pos[d] < idx->shape[d]) break; pos[d] = 0; }
   }
-  mg_tensor *xc = dense(x, x->dtype), *y = xc ? mg_empty(rt, x->dtype, idx->ndim, idx->shape) : NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? mg_empty(rt, x->dtype, idx->ndim, idx->shape) : NULL;
   if (y) {
     if (y->dtype == MG_F32) for (int64_t k = 0; k < y->numel; k++) mg_f32(y)[k] = mg_f32(xc)[src[k]];
     else for (int64_t k = 0; k < y->numel; k++) mg_f64(y)[k] = mg_f64(xc)[src[k]];
@@ -287,7 +271,7 @@ mg_tensor *mg_gather(mg_tensor *x, int dim, mg_tensor *idx) {
   mg_release(xc);
   if (!y) { free(src); return NULL; }
   mg_node *n = mg_record(y, "gather", gather_bw, 1, &x);
-  if (n) { n->i[0] = dim; n->ctx = src; n->ctx_free = free_ctx; }
+  if (n) { n->i[0] = dim; n->ctx = src; n->ctx_free = mg_ctx_free; }
   else free(src);
   return y;
 }
@@ -300,7 +284,7 @@ static int masked_fill_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   mg_tensor *z = mg_scalar(n->rt, g->dtype, 0);
   mg_tensor *gx = z ? mg_where(m, z, g) : NULL;
   mg_release(z);
-  return grad_out(n, 0, gx, gin);
+  return mg_grad_out(n, 0, gx, gin);
 }
 
 mg_tensor *mg_masked_fill(mg_tensor *x, mg_tensor *mask, double v) {

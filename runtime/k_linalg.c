@@ -13,7 +13,6 @@
 #include <string.h>
 #include "mg_core.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 typedef struct { char *p; int64_t r, c, sr, sc; } mat;  /* r x c, element (i, j) at p + (i*sr + j*sc) */
 

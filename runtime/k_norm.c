@@ -8,23 +8,6 @@
 #include <tgmath.h>
 #include "mg_core.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
-
-static mg_tensor *dense(mg_tensor *t, mg_dtype dt) {
-  if (t->dtype == dt && mg_is_contiguous(t)) return mg_retain(t);
-  return mg_copy_as(t, dt);
-}
-
-/* gin[k] = g in input k's dtype; takes g */
-static int grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
-  if (!g) return -1;
-  gin[k] = mg_to(g, n->in[k].dtype);
-  mg_release(g);
-  return gin[k] ? 0 : -1;
-}
-
-static void free_ctx(mg_node *n) { free(n->ctx); }
-
 /* sizes before, along and after dim */
 static void split3(const int64_t *shape, int ndim, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
   *outer = *inner = 1;
@@ -68,7 +51,7 @@ SOFTMAX(double)
 static int softmax_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_tensor *y0 = mg_saved(n, 0);
   if (!y0) return -1;
-  mg_tensor *y = dense(y0, y0->dtype), *g = y ? dense(gout, y0->dtype) : NULL;
+  mg_tensor *y = mg_dense(y0, y0->dtype), *g = y ? mg_dense(gout, y0->dtype) : NULL;
   mg_tensor *gx = g ? mg_empty_like(y) : NULL;
   if (gx) {
     int64_t outer, len, inner;
@@ -78,7 +61,7 @@ static int softmax_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   }
   mg_release(y);
   mg_release(g);
-  return grad_out(n, 0, gx, gin);
+  return mg_grad_out(n, 0, gx, gin);
 }
 
 static mg_tensor *softmax_op(mg_tensor *x, int dim, bool lg) {
@@ -89,7 +72,7 @@ static mg_tensor *softmax_op(mg_tensor *x, int dim, bool lg) {
     mg_seterr(x->rt, "%s: dim %d out of range for a tensor of shape %s", op, dim + 1, mg_shape_str(x, b, sizeof b));
     return NULL;
   }
-  mg_tensor *xc = dense(x, x->dtype), *y = xc ? mg_empty_like(xc) : NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? mg_empty_like(xc) : NULL;
   if (y) {
     int64_t outer, len, inner;
     split3(x->shape, x->ndim, dim, &outer, &len, &inner);
@@ -111,7 +94,7 @@ mg_tensor *mg_log_softmax(mg_tensor *x, int dim) { return softmax_op(x, dim, tru
 static int dropout_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   mg_tensor *m = mg_saved(n, 0);
   if (!m) return -1;
-  return grad_out(n, 0, mg_binary(MG_MUL, g, m), gin);
+  return mg_grad_out(n, 0, mg_binary(MG_MUL, g, m), gin);
 }
 
 mg_tensor *mg_dropout(mg_tensor *x, double p, bool training) {
@@ -219,7 +202,7 @@ static int norm_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   int64_t A = n->i[0], C = n->i[1], S = n->i[2];
   bool wc = n->i[3], batch = n->i[4];
   bool nx = mg_node_needs(n, 0), nw = mg_node_needs(n, 1), nb = mg_node_needs(n, 2);
-  mg_tensor *x = dense(x0, dt), *g = dense(gout, dt), *w = w0 ? dense(w0, dt) : NULL;
+  mg_tensor *x = mg_dense(x0, dt), *g = mg_dense(gout, dt), *w = w0 ? mg_dense(w0, dt) : NULL;
   mg_tensor *gx = nx ? mg_empty(n->rt, dt, x0->ndim, x0->shape) : NULL;
   mg_tensor *gw = nw ? mg_full(n->rt, dt, n->in[1].ndim, n->in[1].shape, 0) : NULL;
   mg_tensor *gb = nb ? mg_full(n->rt, dt, n->in[2].ndim, n->in[2].shape, 0) : NULL;
@@ -234,9 +217,9 @@ static int norm_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
                        cx->mean[c], cx->invstd[c], data_or_null(w), wc, batch);
     }
     r = 0;
-    if (nx) { r |= grad_out(n, 0, gx, gin); gx = NULL; }
-    if (nw) { r |= grad_out(n, 1, gw, gin); gw = NULL; }
-    if (nb) { r |= grad_out(n, 2, gb, gin); gb = NULL; }
+    if (nx) { r |= mg_grad_out(n, 0, gx, gin); gx = NULL; }
+    if (nw) { r |= mg_grad_out(n, 1, gw, gin); gw = NULL; }
+    if (nb) { r |= mg_grad_out(n, 2, gb, gin); gb = NULL; }
   }
   mg_release(x); mg_release(g); mg_release(w); mg_release(gx); mg_release(gw); mg_release(gb);
   return r ? -1 : 0;
@@ -252,7 +235,7 @@ static normctx *new_ctx(int64_t C) {
 /* y from x (A, C, S) with the statistics in cx; records the node */
 static mg_tensor *norm_finish(mg_tensor *x, mg_tensor *w, mg_tensor *b, mg_dtype dt, int64_t A, int64_t C, int64_t S,
                               bool wc, bool batch, normctx *cx, const char *op) {
-  mg_tensor *xc = dense(x, dt), *wd = w ? dense(w, dt) : NULL, *bd = b ? dense(b, dt) : NULL;
+  mg_tensor *xc = mg_dense(x, dt), *wd = w ? mg_dense(w, dt) : NULL, *bd = b ? mg_dense(b, dt) : NULL;
   mg_tensor *y = xc && (wd || !w) && (bd || !b) ? mg_empty(x->rt, dt, x->ndim, x->shape) : NULL;
   if (y)
     for (int64_t c = 0; c < C; c++)
@@ -264,7 +247,7 @@ static mg_tensor *norm_finish(mg_tensor *x, mg_tensor *w, mg_tensor *b, mg_dtype
   mg_node *n = mg_record(y, op, norm_bw, 3, in);
   if (!n) { free(cx); return y; }
   n->ctx = cx;
-  n->ctx_free = free_ctx;
+  n->ctx_free = mg_ctx_free;
   n->i[0] = A; n->i[1] = C; n->i[2] = S; n->i[3] = wc; n->i[4] = batch; n->i[5] = w != NULL;
   mg_save(n, x);
   if (w) mg_save(n, w);
@@ -325,7 +308,7 @@ mg_tensor *mg_batch_norm(mg_tensor *x, mg_tensor *rmean, mg_tensor *rvar, mg_ten
   if (b) dt = mg_promote(dt, b->dtype);
   normctx *cx = new_ctx(C);
   if (training) {
-    mg_tensor *xc = dense(x, dt);
+    mg_tensor *xc = mg_dense(x, dt);
     if (!xc) { free(cx); return NULL; }
     double cnt = (double)(A * S);
     for (int64_t c = 0; c < C; c++) {
@@ -387,7 +370,7 @@ mg_tensor *mg_layer_norm(mg_tensor *x, int nnorm, const int64_t *nshape, mg_tens
   mg_dtype dt = x->dtype;
   if (w) dt = mg_promote(dt, w->dtype);
   if (b) dt = mg_promote(dt, b->dtype);
-  mg_tensor *xc = dense(x, dt);
+  mg_tensor *xc = mg_dense(x, dt);
   if (!xc) return NULL;
   normctx *cx = new_ctx(R);
   for (int64_t r = 0; r < R; r++) {

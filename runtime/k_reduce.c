@@ -17,7 +17,6 @@
 #pragma GCC optimize("tree-vectorize")  /* -O2 alone leaves these loops scalar */
 #endif
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 /* ---- plans: which block a reduction walks and the shape it produces ---------- */
 
@@ -58,7 +57,6 @@ static int plan(mg_tensor *x, int dim, bool keepdim, const char *op, rplan *p) {
 }
 
 /* x as contiguous data (a copy without history when it is a strided view) */
-static mg_tensor *dense(mg_tensor *x) { return mg_is_contiguous(x) ? mg_retain(x) : mg_copy_as(x, x->dtype); }
 
 /* ---- forward kernels ------------------------------------------------------------ */
 
@@ -239,7 +237,7 @@ static int run(rkind kind, mg_tensor *x, const rplan *p, const double *c, double
       return 0;
     }
   }
-  mg_tensor *xc = dense(x);
+  mg_tensor *xc = mg_dense(x, x->dtype);
   if (!xc) return -1;
   dispatch(kind, xc->dtype, mg_data(xc), p, c, acc, idx);
   mg_release(xc);
@@ -284,7 +282,7 @@ static mg_tensor *expand_back(mg_node *n, mg_tensor *g) {
 static double *grad_vals(mg_node *n, mg_tensor *g) {
   double *v = scratch(n->rt, g->numel, n->op);
   if (!v) return NULL;
-  mg_tensor *gc = dense(g);
+  mg_tensor *gc = mg_dense(g, g->dtype);
   if (!gc) { free(v); return NULL; }
   for (int64_t i = 0; i < gc->numel; i++) v[i] = gc->dtype == MG_F32 ? mg_f32(gc)[i] : mg_f64(gc)[i];
   mg_release(gc);
@@ -317,7 +315,7 @@ DEF_SPREAD(float, f32, expf)
 DEF_SPREAD(double, f64, exp)
 
 static mg_tensor *spread(bkind kind, mg_tensor *x, const rplan *p, const double *a, const double *c) {
-  mg_tensor *xc = dense(x);
+  mg_tensor *xc = mg_dense(x, x->dtype);
   mg_tensor *gx = xc ? mg_empty_like(xc) : NULL;
   if (gx && xc->dtype == MG_F32) spread_f32(kind, mg_f32(gx), mg_f32(xc), p, a, c);
   else if (gx) spread_f64(kind, mg_f64(gx), mg_f64(xc), p, a, c);
@@ -386,7 +384,7 @@ static int prod_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   rplan p;
   node_plan(n, &p);
   double *gv = grad_vals(n, g);
-  mg_tensor *xc = gv ? dense(x) : NULL;
+  mg_tensor *xc = gv ? mg_dense(x, x->dtype) : NULL;
   mg_tensor *gx = xc ? mg_empty_like(xc) : NULL;
   if (gx && x->dtype == MG_F32) prod_bw_f32(mg_f32(gx), mg_f32(xc), &p, gv);
   else if (gx) prod_bw_f64(mg_f64(gx), mg_f64(xc), &p, gv);
@@ -526,7 +524,7 @@ static int norm_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   rplan p;
   node_plan(n, &p);
   double *gv = grad_vals(n, g), *nv = gv ? grad_vals(n, y) : NULL;
-  mg_tensor *xc = nv ? dense(x) : NULL, *gx = xc ? mg_empty_like(xc) : NULL;
+  mg_tensor *xc = nv ? mg_dense(x, x->dtype) : NULL, *gx = xc ? mg_empty_like(xc) : NULL;
   for (int64_t o = 0; gx && o < p.outer; o++)
     for (int64_t j = 0; j < p.inner; j++) {
       int64_t r = o * p.inner + j, at = o * p.n * p.inner + j;
@@ -545,7 +543,7 @@ mg_tensor *mg_norm_dim(mg_tensor *x, double p, int dim, bool keepdim) {
   if (plan(x, dim, keepdim, "norm", &pl)) return NULL;
   if (isnan(p)) { mg_seterr(x->rt, "norm: p must be a number, got nan"); return NULL; }
   double *acc = scratch(x->rt, pl.outer * pl.inner, "norm");
-  mg_tensor *xc = acc ? dense(x) : NULL, *out = NULL;
+  mg_tensor *xc = acc ? mg_dense(x, x->dtype) : NULL, *out = NULL;
   if (xc) {
     for (int64_t o = 0; o < pl.outer; o++)
       for (int64_t j = 0; j < pl.inner; j++) {
@@ -635,7 +633,7 @@ static int maxmin_dim_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   rplan p;
   node_plan(n, &p);
   double *gv = grad_vals(n, g);
-  mg_tensor *ic = gv ? dense(ix) : NULL;
+  mg_tensor *ic = gv ? mg_dense(ix, ix->dtype) : NULL;
   mg_tensor *gx = ic ? mg_empty(n->rt, n->in[0].dtype, n->in[0].ndim, n->in[0].shape) : NULL;
   if (gx && gx->dtype == MG_F32) scatter_f32(mg_f32(gx), &p, gv, mg_f32(ic));
   else if (gx) scatter_f64(mg_f64(gx), &p, gv, mg_f64(ic));

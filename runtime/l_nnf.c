@@ -9,7 +9,6 @@
 #include <string.h>
 #include "l_core.h"
 
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 /* the integer at idx (integral floats too), or false; an error when out of range */
 static bool as_int(lua_State *L, int idx, const char *op, const char *what, int *out) {

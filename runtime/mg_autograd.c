@@ -44,8 +44,6 @@ mg_node *mg_record(mg_tensor *out, const char *op, mg_backward_fn bw, int nin, m
   return n;
 }
 
-mg_tensor *mg_view_header(mg_tensor *src);
-
 void mg_save(mg_node *n, mg_tensor *t) {
   if (n->nsaved >= MG_MAX_SAVED) abort();  /* a kernel bug, not user input */
   mg_tensor *s;
@@ -85,6 +83,15 @@ static void free_saved(mg_node *n) {
   n->released = true;
 }
 
+int mg_grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
+  if (!g) return -1;
+  gin[k] = mg_to(g, n->in[k].dtype);
+  mg_release(g);
+  return gin[k] ? 0 : -1;
+}
+
+void mg_ctx_free(mg_node *n) { free(n->ctx); }
+
 /* Release a node; iteratively, so a long chain does not overflow the C stack. */
 void mg_node_release(mg_node *n) {
   mg_node **stack = NULL;
@@ -108,8 +115,6 @@ void mg_node_release(mg_node *n) {
 }
 
 /* ---- gradient accumulation ---------------------------------------------------- */
-
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 /* acc += g (same shape), both contiguous; acc is owned by the engine or a leaf */
 static void add_into(mg_tensor *acc, mg_tensor *g) {

@@ -160,6 +160,11 @@ mg_tensor *mg_sum_to(mg_tensor *g, int ndim, const int64_t *shape);
 /* the broadcast shape of a and b into out (ndim into *ondim); -1 and an error naming op */
 int mg_broadcast_shape(const char *op, const mg_tensor *a, const mg_tensor *b, int *ondim, int64_t *out);
 
+/* ---- helpers for kernels ------------------------------------------------- */
+mg_tensor *mg_view_header(mg_tensor *src);        /* a header over src's storage; caller sets shape */
+mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt); /* a contiguous copy in dtype dt, no history */
+mg_tensor *mg_dense(mg_tensor *t, mg_dtype dt);   /* t itself (retained) if contiguous in dt, else mg_copy_as */
+
 /* ---- autodiff (mg_autograd.c) ------------------------------------------- */
 
 /* Computes gradients for a node's inputs from the gradient of its output.
@@ -209,6 +214,9 @@ void mg_save(mg_node *n, mg_tensor *t);
 /* A saved tensor, or NULL with an error if it was modified in place since saved. */
 mg_tensor *mg_saved(mg_node *n, int k);
 void mg_node_release(mg_node *n);
+/* gin[k] = g converted to input k's dtype; takes g (NULL g: -1, the error is set) */
+int mg_grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin);
+void mg_ctx_free(mg_node *n);  /* a ctx_free for a ctx from malloc */
 /* Reverse-mode pass from root; grad may be NULL for a one-element root. */
 int mg_backward(mg_tensor *root, mg_tensor *grad, bool retain_graph);
 /* leaf.grad += g (allocating it on first use) */

@@ -86,7 +86,6 @@ static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const
 }
 
 /* a view header: same storage as src, caller fills shape/stride/offset */
-mg_tensor *mg_view_header(mg_tensor *src);
 mg_tensor *mg_view_header(mg_tensor *src) {
   mg_tensor *t = tensor_alloc(src->rt);
   t->rt = src->rt;
@@ -313,13 +312,16 @@ int mg_copy_(mg_tensor *dst, mg_tensor *src) {
   return 0;
 }
 
-/* a contiguous copy of t in dtype dt, no history */
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt) {
   if (mg_check_alive(t, "copy")) return NULL;
   mg_tensor *o = mg_empty(t->rt, dt, t->ndim, t->shape);
   if (o && o->numel) strided_copy(o, t);
   return o;
+}
+
+mg_tensor *mg_dense(mg_tensor *t, mg_dtype dt) {
+  if (t->dtype == dt && mg_is_contiguous(t)) return mg_retain(t);
+  return mg_copy_as(t, dt);
 }
 
 /* ---- sum_to: reduce a broadcast gradient to a shape ------------------------- */

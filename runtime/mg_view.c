@@ -5,8 +5,6 @@
 #include <string.h>
 #include "mg_core.h"
 
-mg_tensor *mg_view_header(mg_tensor *src);
-mg_tensor *mg_copy_as(mg_tensor *t, mg_dtype dt);
 
 static void set_numel(mg_tensor *t) {
   t->numel = 1;
