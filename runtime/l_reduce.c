@@ -93,9 +93,9 @@ static int r_norm(lua_State *L) {
   else if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else if (!lua_isnoneornil(L, 2))
     return luaL_error(L, "norm: argument #2 (p): expected a number or \"fro\", got %s", luaL_typename(L, 2));
-  if (!lua_isnoneornil(L, 3))
-    return luaL_error(L, "norm: only the norm of the whole tensor is supported (got a dim argument)");
-  return mgl_push(L, mg_norm(t, p));
+  if (lua_isnoneornil(L, 3)) return mgl_push(L, mg_norm(t, p));
+  int d = mgl_dim(L, 3, t->ndim, "norm");  /* norm(p, dim [, keepdim]) */
+  return mgl_push(L, mg_norm_dim(t, p, d, lua_toboolean(L, 4)));
 }
 
 /* max() -> 0-dim value; max(dim [, keepdim]) -> values, 1-based indices; max(other) -> maximum */

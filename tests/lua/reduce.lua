@@ -367,7 +367,17 @@ T:raises(function() return X:logsumexp(4) end, "logsumexp: dim 4 out of range")
 T:raises(function() return X:max(5) end, "max: dim 5 out of range")
 T:raises(function() return X:argmin(-5) end, "argmin: dim -5 out of range")
 T:raises(function() return X:norm("x") end, 'norm: argument #2 (p): expected a number or "fro", got string')
-T:raises(function() return X:norm(2, 1) end, "norm: only the norm of the whole tensor is supported")
+-- norm over a dim, as torch.norm(x, p, dim, keepdim)
+do
+  local Y = mg.tensor({{3, -4, 0}, {1, 2, -2}}, {dtype = "float64"})
+  T:near(Y:norm(2, 2), {5, 3}, 1e-12, "norm(2, dim)")
+  T:near(Y:norm(1, 1), {4, 6, 2}, 1e-12, "norm(1, dim)")
+  T:near(Y:norm(2, 2, true):shape(), {2, 1}, 0, "norm(p, dim, keepdim) keeps the dim")
+  local Z = mg.randn(3, 4, {dtype = "float64"}):requires_grad_()
+  local ok, rep = mg.gradcheck(function(z) return z:norm(3, -1) end, {Z})
+  T:ok(ok, "gradcheck norm(3, dim)")
+  if not ok then T:diag(rep) end
+end
 T:raises(function() return mg.zeros(0, 3):max() end, "max: cannot reduce an empty tensor of shape {0,3} (no elements)")
 T:raises(function() return mg.zeros(0, 3):min(1) end, "min: cannot reduce dim 1 of size 0 (shape {0,3})")
 T:raises(function() return mg.zeros(0):argmax() end, "argmax: cannot reduce an empty tensor of shape {0}")
