@@ -3,6 +3,7 @@
 --   T:ok(cond, name)              T:eq(got, want, name)
 --   T:near(got, want, tol, name)  numbers, tensors or nested tables; |got-want| <= tol*(1+|want|)
 --   T:raises(fn, text, name)      fn() must fail with a message containing text (plain match)
+--   T:gradcheck(name, fn, inputs [, opts])  mg.gradcheck passes; its report is shown on failure
 --   T:diag(msg)                   T:done()  prints the plan and exits (status 1 on failure)
 local mg = ...
 local Tester = {}
@@ -77,6 +78,13 @@ function Tester:raises(fn, text, name)
     self:diag("  expected it to contain: " .. text)
   end
   return c
+end
+
+function Tester:gradcheck(name, fn, inputs, opts)
+  local ok_, report = mg.gradcheck(fn, inputs, opts)
+  self:ok(ok_, "gradcheck " .. name)
+  if not ok_ then self:diag(report) end
+  return ok_
 end
 
 function Tester:done()
