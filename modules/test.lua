@@ -4,6 +4,8 @@
 --   T:near(got, want, tol, name)  numbers, tensors or nested tables; |got-want| <= tol*(1+|want|)
 --   T:raises(fn, text, name)      fn() must fail with a message containing text (plain match)
 --   T:gradcheck(name, fn, inputs [, opts])  mg.gradcheck passes; its report is shown on failure
+--   T:raises_each(cases)          {fn, text, name} per case (text nil: fn must succeed);
+--                                 returns how many cases expected an error
 --   T:diag(msg)                   T:done()  prints the plan and exits (status 1 on failure)
 local mg = ...
 local Tester = {}
@@ -78,6 +80,22 @@ function Tester:raises(fn, text, name)
     self:diag("  expected it to contain: " .. text)
   end
   return c
+end
+
+function Tester:raises_each(cases)
+  local n = 0
+  for _, c in ipairs(cases) do
+    if c[2] == nil then
+      local ok_, err = pcall(c[1])
+      self:ok(ok_, c[3])
+      if not ok_ then self:diag("  error was: " .. tostring(err)) end
+    else
+      n = n + 1
+      self:raises(c[1], c[2], c[3])
+      if os.getenv("MISUSE_SHOW") then self:diag("  " .. tostring((select(2, pcall(c[1]))))) end
+    end
+  end
+  return n
 end
 
 function Tester:gradcheck(name, fn, inputs, opts)

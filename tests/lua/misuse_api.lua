@@ -302,18 +302,7 @@ local more = {
 }
 for _, c in ipairs(more) do cases[#cases + 1] = c end
 
-local n = 0
-for _, c in ipairs(cases) do
-  if c[2] == nil then
-    local ok_, err = pcall(c[1])
-    T:ok(ok_, c[3])
-    if not ok_ then T:diag("  error was: " .. tostring(err)) end
-  else
-    n = n + 1
-    T:raises(c[1], c[2], c[3])
-    if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring((select(2, pcall(c[1]))))) end
-  end
-end
+local n = T:raises_each(cases)
 T:ok(n >= 150, ("at least 150 misuse cases here (%d)"):format(n))
 T:near(mg.ones(2) + 1, {2, 2}, 0, "runtime still works after every misuse")
 T:done()

@@ -171,12 +171,7 @@ local cases = {
   {function() return mg.load_plugin("") end, "load_plugin: empty path", "load_plugin empty path"},
 }
 
-local n = 0
-for _, c in ipairs(cases) do
-  n = n + 1
-  T:raises(c[1], c[2], c[3])
-  if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring((select(2, pcall(c[1]))))) end
-end
+local n = T:raises_each(cases)
 T:ok(n >= 90, ("at least 90 misuse cases here (%d)"):format(n))
 -- extreme values in a data file: plot finishes (it once looped forever on a +-1e308 range)
 writeall(P("extreme.csv"), "step,loss\n1,1e308\n2,-1e308\n3,inf\n4,nan\n")

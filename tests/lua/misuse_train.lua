@@ -189,18 +189,7 @@ local cases = {
   {function() return lin:add_module("a.b", nn.ReLU()) end, "bad name 'a.b'", "add_module dotted name"},
 }
 
-local n = 0
-for _, c in ipairs(cases) do
-  if c[2] == nil then
-    local ok_, err = pcall(c[1])
-    T:ok(ok_, c[3])
-    if not ok_ then T:diag("  error was: " .. tostring(err)) end
-  else
-    n = n + 1
-    T:raises(c[1], c[2], c[3])
-    if os.getenv("MISUSE_SHOW") then T:diag("  " .. tostring((select(2, pcall(c[1]))))) end
-  end
-end
+local n = T:raises_each(cases)
 T:ok(n >= 100, ("at least 100 misuse cases here (%d)"):format(n))
 -- still trains after every misuse
 local w = mg.tensor({1.0}, {requires_grad = true})
