@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mg_core.h"
-
+#include "mg_parallel.h"
 
 typedef struct { char *p; int64_t r, c, sr, sc; } mat;  /* r x c, element (i, j) at p + (i*sr + j*sc) */
 
@@ -49,8 +49,49 @@ static void *pack(const mat *m, size_t es) {
 /* products of at most this many multiply-adds skip BLAS (measured: the call
 ** alone costs what ~64 multiply-adds do) */
 #define TINY_GEMM 64
-/* products smaller than this run BLAS on one thread */
-#define BLAS_THREADED_MACS ((int64_t)1 << 26)
+/* OpenBLAS runs on one thread (mg_rt_new); a product of at least 2 * PAR_MACS
+** multiply-adds is cut into pieces of whole SPLIT-row (or column, when N > M)
+** blocks, one gemm each on moongrad's threads. Each element is computed as the
+** one-thread call computes it, so results do not depend on the thread count. */
+#define PAR_MACS ((int64_t)1 << 18)
+#define SPLIT 16
+
+typedef struct {
+  mg_dtype dt;
+  size_t es;
+  CBLAS_TRANSPOSE ta, tb;
+  int64_t M, N, K;
+  const char *a, *b;
+  int64_t lda, ldb;
+  double beta;
+  char *c;
+  bool rows;  /* split M (else N) */
+} gjob;
+
+/* C[rows or columns lo*SPLIT .. hi*SPLIT) of the product */
+static void gemm_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
+  const gjob *j = ctx;
+  (void)tid;
+  int64_t n = j->rows ? j->M : j->N, i0 = lo * SPLIT, i1 = hi * SPLIT < n ? hi * SPLIT : n;
+  int64_t M = j->M, N = j->N;
+  const char *a = j->a, *b = j->b;
+  char *c = j->c;
+  if (j->rows) {  /* rows i0..i1 of op(A) and C */
+    M = i1 - i0;
+    a += j->es * (size_t)(j->ta == CblasNoTrans ? i0 * j->lda : i0);
+    c += j->es * (size_t)(i0 * j->N);
+  } else {        /* columns i0..i1 of op(B) and C */
+    N = i1 - i0;
+    b += j->es * (size_t)(j->tb == CblasNoTrans ? i0 : i0 * j->ldb);
+    c += j->es * (size_t)i0;
+  }
+  if (j->dt == MG_F32)
+    cblas_sgemm(CblasRowMajor, j->ta, j->tb, (int)M, (int)N, (int)j->K, 1.0f, (const float *)a, (int)j->lda,
+                (const float *)b, (int)j->ldb, (float)j->beta, (float *)c, (int)j->N);
+  else
+    cblas_dgemm(CblasRowMajor, j->ta, j->tb, (int)M, (int)N, (int)j->K, 1.0, (const double *)a, (int)j->lda,
+                (const double *)b, (int)j->ldb, j->beta, (double *)c, (int)j->N);
+}
 
 /* c (row-major m x n, contiguous) = a @ b + beta * c */
 static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, double beta) {
@@ -91,11 +132,6 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
     b.p = pb; tb = CblasNoTrans; ldb = N;
   }
   int r = 0;
-  /* OpenBLAS's threads cost more than they save on small products (measured: the
-  ** MLP's 64x784x256 gemms made a 2-thread epoch 3.5x slower than 1 thread) */
-  int nt = openblas_get_num_threads();
-  bool one = nt > 1 && M * N * K < BLAS_THREADED_MACS;
-  if (one) openblas_set_num_threads(1);
   if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX)
     r = mg_seterr(rt, "%s: a %lld x %lld x %lld product is too large for BLAS", op, (long long)M, (long long)K, (long long)N);
   else if (N == 1 || M == 1) {  /* a matrix-vector product: gemv is several times faster */
@@ -117,13 +153,13 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
     }
     if (dt == MG_F32) cblas_sgemv(CblasRowMajor, mt, sr, sc, 1.0f, mp, ld, vp, inc, (float)beta, c, 1);
     else cblas_dgemv(CblasRowMajor, mt, sr, sc, 1.0, mp, ld, vp, inc, beta, c, 1);
-  } else if (dt == MG_F32)
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, (float *)a.p, (int)lda, (float *)b.p, (int)ldb,
-                (float)beta, c, (int)N);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, (double *)a.p, (int)lda, (double *)b.p, (int)ldb,
-                beta, c, (int)N);
-  if (one) openblas_set_num_threads(nt);
+  } else {
+    gjob j = {dt, es, ta, tb, M, N, K, a.p, b.p, lda, ldb, beta, c, M >= N};
+    int64_t nblk = ((j.rows ? M : N) + SPLIT - 1) / SPLIT;  /* pieces of SPLIT rows or columns */
+    int64_t per = SPLIT * (j.rows ? N : M) * K;             /* multiply-adds in one piece */
+    int64_t min_each = (PAR_MACS + per - 1) / per;
+    mg_parallel_for(rt, nblk, min_each, gemm_piece, &j);
+  }
   free(pa);
   free(pb);
   return r;

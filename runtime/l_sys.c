@@ -1,7 +1,6 @@
 /* l_sys.c — clock, threads, seeds, memory figures, terminal check. */
 #include <time.h>
 #include <unistd.h>
-#include <cblas.h>
 #include "l_core.h"
 
 static int l_clock(lua_State *L) {
@@ -21,7 +20,6 @@ static int l_set_num_threads(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   if (n < 1 || n > 1024) return luaL_error(L, "set_num_threads: expected 1..1024 threads, got %d", (int)n);
   mgl_rt(L)->nthreads = (int)n;
-  openblas_set_num_threads((int)n);
   return 0;
 }
 

@@ -19,7 +19,6 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
-#include <cblas.h>
 #include "moongrad.h"
 #include "mg_core.h"
 #include "mg_plugin.h"
@@ -468,7 +467,7 @@ mg_runtime *mg_open(const mg_config *cfg, char *err, size_t errlen) {
   R->budget = c.instruction_budget;
   if (!(R->rt = mg_rt_new())) { free(R); goto oom; }
   R->rt->host = R;
-  if (c.threads > 0) { R->rt->nthreads = c.threads; openblas_set_num_threads(c.threads); }
+  if (c.threads > 0) R->rt->nthreads = c.threads;
   mg_plugin_default_dirs(R->rt, c.default_plugin_dirs);
   for (int i = 0; c.plugin_dirs && c.plugin_dirs[i]; i++) mg_plugin_add_dir(R->rt, c.plugin_dirs[i]);
   mg_plugin_allow_script_load(R->rt, c.allow_plugin_load && !c.sandbox);

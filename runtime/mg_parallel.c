@@ -1,52 +1,87 @@
 /*
 ** mg_parallel.c — a small pool of worker threads shared by the process. One
 ** parallel region at a time: a runtime that finds the pool busy (another
-** runtime in another thread) runs its loop serially, which gives the same
-** results. Workers sleep on a condition variable between regions, so they
-** never spin against OpenBLAS's threads.
+** runtime in another thread, or a region inside a region) runs its loop
+** serially, which gives the same results.
+**
+** Waking a sleeping thread costs 50-200 us on a virtual machine, more than a
+** whole small gemm, so threads spin a while before they sleep: a worker that
+** finished a region polls for the next one for SPIN_NS before it waits on the
+** condition variable, and the caller polls for the workers' pieces. In a
+** training loop regions come every few hundred microseconds, so the workers
+** stay awake through it and sleep once it ends.
 */
-#include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #include "mg_parallel.h"
 
 #define MAXT 64
+#define SPIN_NS 2000000  /* 2 ms */
 
 typedef struct {
   pthread_mutex_t busy;       /* held by the runtime running a region */
-  pthread_mutex_t mu;
-  pthread_cond_t go, done;
+  pthread_mutex_t mu;         /* guards sleeping, with go */
+  pthread_cond_t go;
   int nworkers;               /* threads started (never stopped) */
-  uint64_t gen;               /* bumped per region */
-  int nt, pending;            /* threads in this region; pieces not yet finished */
+  _Atomic uint64_t gen;       /* region count << 8 | its thread count; set after n, fn, ctx */
+  _Atomic int pending;        /* worker pieces not yet finished */
   int64_t n;
   mg_par_fn fn;
   void *ctx;
 } pool;
 
-static pool P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                 PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL, NULL};
+static pool P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0,
+                 NULL, NULL};
 
 static void piece(int64_t n, int nt, int tid, int64_t *lo, int64_t *hi) {
   *lo = n * tid / nt;
   *hi = n * (tid + 1) / nt;
 }
 
+static void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* the next generation after seen: polled for SPIN_NS, then slept for */
+static uint64_t wait_gen(uint64_t seen) {
+  int64_t t0 = now_ns();
+  for (unsigned i = 1;; i++) {
+    uint64_t g = atomic_load_explicit(&P.gen, memory_order_acquire);
+    if (g != seen) return g;
+    relax();
+    if (i % 256 == 0) {
+      if (now_ns() - t0 > SPIN_NS) break;
+      sched_yield();  /* lets a thread that shares this core run (and valgrind's scheduler) */
+    }
+  }
+  pthread_mutex_lock(&P.mu);
+  uint64_t g;
+  while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen) pthread_cond_wait(&P.go, &P.mu);
+  pthread_mutex_unlock(&P.mu);
+  return g;
+}
+
 static void *worker(void *arg) {
   int tid = (int)(intptr_t)arg;
   uint64_t seen = 0;
-  pthread_mutex_lock(&P.mu);
   for (;;) {
-    while (P.gen == seen) pthread_cond_wait(&P.go, &P.mu);
-    seen = P.gen;
-    if (tid >= P.nt) continue;
-    mg_par_fn fn = P.fn;
-    void *ctx = P.ctx;
+    seen = wait_gen(seen);
+    int nt = (int)(seen & 0xff);  /* from the same word: a later region cannot be mistaken for this one */
+    if (tid >= nt) continue;
     int64_t lo, hi;
-    piece(P.n, P.nt, tid, &lo, &hi);
-    pthread_mutex_unlock(&P.mu);
-    if (hi > lo) fn(ctx, lo, hi, tid);
-    pthread_mutex_lock(&P.mu);
-    if (--P.pending == 0) pthread_cond_signal(&P.done);
+    piece(P.n, nt, tid, &lo, &hi);
+    if (hi > lo) P.fn(P.ctx, lo, hi, tid);
+    atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
   }
   return NULL;
 }
@@ -65,7 +100,6 @@ void mg_parallel_for(mg_rt *rt, int64_t n, int64_t min_each, mg_par_fn fn, void 
     if (n > 0) fn(ctx, 0, n, 0);
     return;
   }
-  pthread_mutex_lock(&P.mu);
   while (P.nworkers < nt - 1) {  /* start workers 1..nt-1 on first use */
     pthread_t th;
     pthread_attr_t at;
@@ -78,26 +112,25 @@ void mg_parallel_for(mg_rt *rt, int64_t n, int64_t min_each, mg_par_fn fn, void 
   }
   if (nt > P.nworkers + 1) nt = P.nworkers + 1;
   if (nt <= 1) {
-    pthread_mutex_unlock(&P.mu);
     pthread_mutex_unlock(&P.busy);
     fn(ctx, 0, n, 0);
     return;
   }
-  openblas_set_num_threads(1);  /* a gemm inside a piece runs in its own thread */
   P.fn = fn;
   P.ctx = ctx;
   P.n = n;
-  P.nt = nt;
-  P.pending = nt - 1;
-  P.gen++;
+  atomic_store_explicit(&P.pending, nt - 1, memory_order_relaxed);
+  uint64_t g = atomic_load_explicit(&P.gen, memory_order_relaxed);
+  atomic_store_explicit(&P.gen, ((g >> 8) + 1) << 8 | (uint64_t)nt, memory_order_release);
+  pthread_mutex_lock(&P.mu);  /* wake the workers that went to sleep */
   pthread_cond_broadcast(&P.go);
   pthread_mutex_unlock(&P.mu);
   int64_t lo, hi;
   piece(n, nt, 0, &lo, &hi);
   if (hi > lo) fn(ctx, lo, hi, 0);
-  pthread_mutex_lock(&P.mu);
-  while (P.pending > 0) pthread_cond_wait(&P.done, &P.mu);
-  pthread_mutex_unlock(&P.mu);
-  openblas_set_num_threads(rt->nthreads);
+  for (unsigned i = 1; atomic_load_explicit(&P.pending, memory_order_acquire) > 0; i++) {
+    relax();
+    if (i % 256 == 0) sched_yield();
+  }
   pthread_mutex_unlock(&P.busy);
 }

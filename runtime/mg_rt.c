@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include "mg_core.h"
 
 int mg_plugins_init(mg_rt *rt);
@@ -14,6 +15,7 @@ mg_rt *mg_rt_new(void) {
   if (!rt) return NULL;
   rt->grad_enabled = true;
   rt->nthreads = 1;
+  openblas_set_num_threads(1);  /* moongrad splits work over its own threads (mg_parallel.c) */
   mg_manual_seed(rt, 0x6d6f6f6e67726164ull);  /* "moongrad" */
   if (mg_plugins_init(rt) != 0) { free(rt); return NULL; }
   return rt;

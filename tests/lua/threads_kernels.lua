@@ -1,5 +1,5 @@
 -- moongrad's own kernel threads (runtime/mg_parallel.c): conv2d splits a batch into chunks of
--- images over rt->nthreads threads. Results must be bit-identical for every thread count
+-- images over rt->nthreads threads, and a large gemm is cut into blocks of rows or columns. Results must be bit-identical for every thread count
 -- (gradients summed over chunks are added in chunk order), and gradients still check.
 local mg = require("moongrad")
 local T = mg.test()
@@ -56,4 +56,50 @@ local y2 = mg.no_grad(mg.conv2d, x, w, b, { padding = 1 })
 mg.set_num_threads(1)
 local y1 = mg.no_grad(mg.conv2d, x, w, b, { padding = 1 })
 T:ok(same(y1:totable(), y2:totable()), "conv2d without grad: same values on 1 and 2 threads")
+
+-- matmul split over threads: row blocks (M >= N) and column blocks (N > M), sizes that are not
+-- multiples of the 16-row block, transposed operands, both dtypes; forward and both gradients
+local function mm(threads, dtype, m, k, n, ta, tb)
+  mg.set_num_threads(threads)
+  mg.manual_seed(11)
+  local a = ta and mg.randn(k, m, { dtype = dtype }):t() or mg.randn(m, k, { dtype = dtype })
+  local b = tb and mg.randn(n, k, { dtype = dtype }):t() or mg.randn(k, n, { dtype = dtype })
+  a:requires_grad_(); b:requires_grad_()
+  local y = a:matmul(b)
+  y:backward(mg.randn(m, n, { dtype = dtype }))
+  return y, a.grad, b.grad
+end
+for _, c in ipairs({ { 200, 300, 70 }, { 64, 784, 256 }, { 37, 500, 301 }, { 256, 64, 784 } }) do
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for _, tr in ipairs({ { false, false }, { true, false }, { false, true }, { true, true } }) do
+      local m, k, n = c[1], c[2], c[3]
+      local r1 = { mm(1, dt, m, k, n, tr[1], tr[2]) }
+      local r2 = { mm(2, dt, m, k, n, tr[1], tr[2]) }
+      local r3 = { mm(3, dt, m, k, n, tr[1], tr[2]) }
+      local tag = ("matmul %dx%dx%d %s%s%s"):format(m, k, n, dt, tr[1] and " A^T" or "", tr[2] and " B^T" or "")
+      -- float64: bit-identical. float32: OpenBLAS's sgemm kernel rounds a block of columns
+      -- differently from the whole (1 ulp here and there), so a tolerance
+      local worst = 0
+      for i = 1, 3 do
+        for _, r in ipairs({ r2, r3 }) do
+          local d = (r1[i]:double() - r[i]:double()):abs():max():item() / r1[i]:abs():max():item()
+          if d > worst then worst = d end
+        end
+      end
+      if dt == "float64" then T:ok(worst == 0, tag .. ": output and gradients identical on 1, 2 and 3 threads")
+      else T:ok(worst < 1e-5, ("%s: output and gradients agree on 1, 2 and 3 threads (max difference %.2g of the largest value)"):format(tag, worst)) end
+      -- against a float64 product of the same numbers
+      mg.set_num_threads(1)
+      mg.manual_seed(11)
+      local a = tr[1] and mg.randn(k, m, { dtype = dt }):t() or mg.randn(m, k, { dtype = dt })
+      local b = tr[2] and mg.randn(n, k, { dtype = dt }):t() or mg.randn(k, n, { dtype = dt })
+      local ref = a:double():matmul(b:double())
+      mg.set_num_threads(2)
+      local y2 = a:matmul(b)
+      local err = (y2:double() - ref):abs():max():item()
+      T:ok(err < (dt == "float32" and 1e-3 or 1e-10), ("%s: 2-thread product matches float64 (max error %.2g)"):format(tag, err))
+    end
+  end
+end
+mg.set_num_threads(1)
 T:done()
