@@ -11,6 +11,7 @@
 #include <string.h>
 #include "mg_core.h"
 #include "mg_parallel.h"
+#include "k_sgemm.h"
 
 /* column buffers come from the runtime's size-class cache: a malloc of this size is an
 ** mmap and a page fault per page on every call */
@@ -180,19 +181,84 @@ typedef struct {
   char *pw;                      /* backward: weight-gradient partials [chunk][O*K], or NULL */
   double *pb;                    /* backward: bias sums [chunk][O], or NULL */
   bool direct;                   /* backward, serial: pw is gw itself, pb [O]; both accumulate */
+  bool fast;                     /* float32 through k_sgemm: per-image products read and write the
+                                    tensors' own layout, so tmp and the shuffles are not needed */
+  const ptrdiff_t *koff;         /* fast and stride 1, no padding: the image's offset of each tap;
+                                    forward and weight gradient read the images, no columns */
 } cjob;
+
+/* a convolution k_sgemm computes from the images themselves */
+static bool direct_ok(const geom *q) { return q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0; }
+
+/* offset in an image of tap k = (channel in group, kernel row, kernel column), from scratch */
+static ptrdiff_t *tap_offsets(mg_rt *rt, const geom *q) {
+  ptrdiff_t *o = scratch(rt, sizeof *o * (size_t)(q->Cg * q->kh * q->kw));
+  if (!o) return NULL;
+  for (int64_t c = 0, k = 0; c < q->Cg; c++)
+    for (int64_t ki = 0; ki < q->kh; ki++)
+      for (int64_t kj = 0; kj < q->kw; kj++) o[k++] = (c * q->H + ki * q->dh) * q->W + kj * q->dw;
+  return o;
+}
+
+/* forward of one chunk straight from the images */
+static void conv_fw_direct(const cjob *j, int64_t n0, int64_t m, int64_t g) {
+  const geom *q = j->q;
+  int64_t K = j->K, L = j->L, HW = q->H * q->W;
+  const float *w = (const float *)j->w + g * q->Og * K, *b = j->b ? (const float *)j->b + g * q->Og : NULL;
+  for (int64_t n = n0; n < n0 + m; n++)
+    mg_sconv_fw((int)q->Og, (int)K, w, j->koff, (const float *)j->x + (n * q->C + g * q->Cg) * HW, q->W, (int)q->OH,
+                (int)q->OW, (float *)j->y + (n * q->O + g * q->Og) * L, b);
+}
+
+/* forward of one chunk with k_sgemm: y[n][g*Og+o][p] = bias + w_g col[:, n*L + p] */
+static void conv_fw_fast(const cjob *j, const float *col, int64_t n0, int64_t m, int64_t g) {
+  const geom *q = j->q;
+  int64_t K = j->K, L = j->L;
+  const float *w = (const float *)j->w + g * q->Og * K, *b = j->b ? (const float *)j->b + g * q->Og : NULL;
+  for (int64_t n = 0; n < m; n++)
+    mg_sgemm_nn((int)q->Og, (int)L, (int)K, w, K, 1, col + n * L, m * L, (float *)j->y + ((n0 + n) * q->O + g * q->Og) * L,
+                L, b);
+}
+
+/* backward of one chunk with k_sgemm, reading gout where it is */
+static void conv_bw_fast(const cjob *j, int64_t c, int64_t n0, int64_t m, int64_t gr, float *col) {
+  const geom *q = j->q;
+  int64_t K = j->K, L = j->L, O = q->O, Og = q->Og;
+  const float *g = (const float *)j->g + (n0 * O + gr * Og) * L;  /* image n, channel o: g + n*O*L + o*L */
+  if (j->pb) for (int64_t o = 0; o < Og; o++) {
+    double s = 0;
+    for (int64_t n = 0; n < m; n++) s += sum_f32(g + n * O * L + o * L, L);
+    if (j->direct) j->pb[gr * Og + o] += s; else j->pb[c * O + gr * Og + o] = s;
+  }
+  float *pw = j->pw ? (float *)j->pw + (j->direct ? 0 : c) * O * K + gr * Og * K : NULL;
+  if (pw && j->koff)  /* from the images */
+    mg_sconv_gw((int)Og, (int)K, (int)m, g, O * L, (const float *)j->x + (n0 * q->C + gr * q->Cg) * q->H * q->W,
+                q->C * q->H * q->W, j->koff, q->W, (int)q->OH, (int)q->OW, pw, j->direct);
+  else if (pw) {  /* gw_g[o][k] (+)= sum over images and positions of gout * columns */
+    const float *cb = j->kept ? (const float *)j->kept + q->G * K * L * n0 + gr * K * m * L : col;
+    if (!j->kept) im2col(MG_F32, q, j->x, col, n0, m, gr);
+    mg_sgemm_nt((int)Og, (int)K, (int)L, (int)m, g, O * L, L, cb, L, m * L, pw, K, j->direct);
+  }
+  if (j->gx) {  /* col[:, n*L + p] = w_g^T gout[n], then back into the images */
+    const float *w = (const float *)j->w + gr * Og * K;
+    for (int64_t n = 0; n < m; n++) mg_sgemm_nn((int)K, (int)L, (int)Og, w, 1, K, g + n * O * L, L, col + n * L, m * L, NULL);
+    col2im(MG_F32, q, j->gx, col, n0, m, gr);
+  }
+}
 
 static void conv_fw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
   const cjob *j = ctx;
   const geom *q = j->q;
   int64_t K = j->K, L = j->L;
-  char *tmp = j->tmp + (size_t)tid * j->ntmp;
   for (int64_t c = c0; c < c1; c++) {
     int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
     for (int64_t g = 0; g < q->G; g++) {
+      if (j->koff) { conv_fw_direct(j, n0, m, g); continue; }
+      char *tmp = j->tmp + (size_t)tid * j->ntmp;
       if (K > 0) {
         char *cb = j->keep ? j->col + j->es * (size_t)(q->G * K * L * n0 + g * K * m * L) : j->col + (size_t)tid * j->ncol;
         im2col(j->dt, q, j->x, cb, n0, m, g);
+        if (j->fast) { conv_fw_fast(j, (const float *)cb, n0, m, g); continue; }
         gemm(j->dt, false, false, (int)q->Og, (int)(m * L), (int)K, j->w + j->es * (size_t)(g * q->Og * K), (int)K, cb,
              (int)(m * L), 0.0, tmp, (int)(m * L));
       }
@@ -211,6 +277,7 @@ static void conv_bw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
   for (int64_t c = c0; c < c1; c++) {
     int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
     for (int64_t gr = 0; gr < q->G; gr++) {
+      if (j->fast) { conv_bw_fast(j, c, n0, m, gr, (float *)col); continue; }
       shuffle(dt, q, j->g, tmp, NULL, n0, m, gr, false);  /* tmp[Og][m*L] = gout */
       if (j->pb) for (int64_t o = 0; o < q->Og; o++) {  /* bias: sum of gout over images and positions */
         double s = 0;
@@ -252,7 +319,10 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   if (direct) { npw = 0; npb = sizeof(double) * (size_t)q.O; }
   int nt = direct ? 1 : mg_par_threads(rt, nch, 1);
   cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, direct};
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, direct, false, NULL};
+  j.fast = dt == MG_F32 && K > 0 && mg_sgemm_ok();
+  ptrdiff_t *koff = j.fast && direct_ok(&q) ? tap_offsets(rt, &q) : NULL;
+  j.koff = koff;
   j.col = scratch(rt, j.ncol * (size_t)nt);
   j.tmp = j.col ? scratch(rt, j.ntmp * (size_t)nt) : NULL;
   j.pw = j.tmp && nw ? (direct ? (gw ? mg_data(gw) : NULL) : scratch(rt, npw)) : NULL;
@@ -283,6 +353,7 @@ done:
   if (j.tmp) unscratch(rt, j.tmp, j.ntmp * (size_t)nt);
   if (j.pw && !direct) unscratch(rt, j.pw, npw);
   if (j.pb) unscratch(rt, j.pb, npb);
+  if (koff) unscratch(rt, koff, sizeof *koff * (size_t)K);
   mg_release(x); mg_release(w); mg_release(g); mg_release(gx); mg_release(gw); mg_release(gb);
   return r ? -1 : 0;
 }
@@ -346,13 +417,16 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW, nch = (q.N + nb - 1) / nb;
   int nt = mg_par_threads(rt, nch, 1);
   cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false};
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false, false, NULL};
   /* the weight gradient needs the columns again: keep them for the backward when they
   ** are small enough, instead of redoing im2col there */
   size_t nall = es * (size_t)(q.G * K * q.N * L), ncol = j.ncol * (size_t)nt, ntmp = j.ntmp * (size_t)nt;
-  j.keep = K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
+  j.fast = dt == MG_F32 && K > 0 && mg_sgemm_ok();
+  ptrdiff_t *koff = y && y->numel && j.fast && direct_ok(&q) ? tap_offsets(rt, &q) : NULL;
+  j.koff = koff;
+  j.keep = !koff && K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
   if (j.keep) ncol = nall;
-  if (y && y->numel) {
+  if (y && y->numel && !koff) {
     j.col = scratch(rt, ncol);
     j.tmp = j.col ? scratch(rt, ntmp) : NULL;
     if (!j.col || !j.tmp) { mg_release(y); y = NULL; }
@@ -363,6 +437,7 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
     mg_parallel_for(rt, nch, 1, conv_fw_chunks, &j);
   }
   if (j.tmp) unscratch(rt, j.tmp, ntmp);
+  if (koff) unscratch(rt, koff, sizeof *koff * (size_t)K);
   mg_release(xc); mg_release(wc); mg_release(bc);
   if (!y) { if (j.col) unscratch(rt, j.col, ncol); return NULL; }
   mg_tensor *in[3] = {x, w, b};

@@ -1,0 +1,216 @@
+/*
+** k_sgemm.c — float32 products with few rows, for conv2d (see k_sgemm.h).
+** A block of C (4 rows x 16 columns, or 4 x 2 dot products) stays in AVX2
+** registers while the operands stream past; compiled for AVX2 + FMA with a
+** function attribute and used only when the CPU has them. The general
+** kernels (nn_rows, nt_block) are inlined into each caller with its
+** constant block sizes and addressing, so each copy keeps its block in registers.
+*/
+#include <math.h>
+#include "k_sgemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 4")  /* keep the C block in registers */
+
+bool mg_sgemm_ok(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+/* rows 0..R-1 of C = bias + A B, R <= 4: 16 columns at a time, then 8, then one.
+** Row k of B is at B + koff[k], or B + k*ldb when koff is NULL. */
+INLINE AVX2 void nn_rows(int R, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                         const ptrdiff_t *koff, ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
+  int j = 0;
+  for (; j + 16 <= N; j += 16) {
+    __m256 c0[4], c1[4];
+    UNROLL
+    for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+    for (int k = 0; k < K; k++) {
+      const float *b = B + (koff ? koff[k] : k * ldb) + j;
+      __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      UNROLL
+      for (int r = 0; r < R; r++) {
+        __m256 a = _mm256_broadcast_ss(A + r * ars + k * acs);
+        c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+      }
+    }
+    UNROLL
+    for (int r = 0; r < R; r++) {
+      _mm256_storeu_ps(C + r * ldc + j, c0[r]);
+      _mm256_storeu_ps(C + r * ldc + j + 8, c1[r]);
+    }
+  }
+  for (; j + 8 <= N; j += 8) {
+    __m256 c0[4];
+    UNROLL
+    for (int r = 0; r < R; r++) c0[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+    for (int k = 0; k < K; k++) {
+      __m256 b0 = _mm256_loadu_ps(B + (koff ? koff[k] : k * ldb) + j);
+      UNROLL
+      for (int r = 0; r < R; r++) c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * ars + k * acs), b0, c0[r]);
+    }
+    UNROLL
+    for (int r = 0; r < R; r++) _mm256_storeu_ps(C + r * ldc + j, c0[r]);
+  }
+  for (; j < N; j++)
+    for (int r = 0; r < R; r++) {
+      float s = bias ? bias[r] : 0.0f;
+      for (int k = 0; k < K; k++) s = fmaf(A[r * ars + k * acs], B[(koff ? koff[k] : k * ldb) + j], s);
+      C[r * ldc + j] = s;
+    }
+}
+
+/* all M rows: blocks of four, then one at a time. Called with koff NULL or known
+** non-NULL, so the inlined test folds away. */
+INLINE AVX2 void nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                    const ptrdiff_t *koff, ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
+  int i = 0;
+  for (; i + 4 <= M; i += 4)
+    nn_rows(4, N, K, A + i * ars, ars, acs, B, koff, ldb, C + i * ldc, ldc, bias ? bias + i : NULL);
+  for (; i < M; i++) nn_rows(1, N, K, A + i * ars, ars, acs, B, koff, ldb, C + i * ldc, ldc, bias ? bias + i : NULL);
+}
+
+static AVX2 void nn_strided(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                            ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
+  nn(M, N, K, A, ars, acs, B, NULL, ldb, C, ldc, bias);
+}
+
+bool mg_sgemm_nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, ptrdiff_t ldb,
+                 float *C, ptrdiff_t ldc, const float *bias) {
+  if (!mg_sgemm_ok()) return false;
+  nn_strided(M, N, K, A, ars, acs, B, ldb, C, ldc, bias);
+  return true;
+}
+
+static AVX2 void conv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH,
+                         int OW, float *y, const float *bias) {
+  if (!koff) __builtin_unreachable();
+  for (int oh = 0; oh < OH; oh++) nn(M, OW, K, w, K, 1, x + oh * W, koff, 0, y + oh * OW, (ptrdiff_t)OH * OW, bias);
+}
+
+bool mg_sconv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH, int OW,
+                 float *y, const float *bias) {
+  if (!mg_sgemm_ok()) return false;
+  conv_fw(M, K, w, koff, x, W, OH, OW, y, bias);
+  return true;
+}
+
+INLINE AVX2 float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* C[0..R)[0..S) (+)= dot products of length K, summed over n < nimg and t < nrow, R <= 4, S <= 2:
+**   row i of A at A + n*aimg + t*arow + i*lda; row s of B at B + n*bimg + t*brow + (koff ? koff[s] : s*ldb) */
+INLINE AVX2 void nt_block(int R, int S, int K, int nimg, int nrow, const float *A, ptrdiff_t aimg, ptrdiff_t arow,
+                          ptrdiff_t lda, const float *B, ptrdiff_t bimg, ptrdiff_t brow, const ptrdiff_t *koff,
+                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, bool acc) {
+  __m256 v[4][2];
+  float t[4][2];
+  ptrdiff_t bo[2];
+  UNROLL
+  for (int s = 0; s < S; s++) bo[s] = koff ? koff[s] : s * ldb;
+  UNROLL
+  for (int r = 0; r < R; r++)
+    UNROLL
+    for (int s = 0; s < S; s++) { v[r][s] = _mm256_setzero_ps(); t[r][s] = 0.0f; }
+  for (int n = 0; n < nimg; n++)
+    for (int row = 0; row < nrow; row++) {
+      const float *a = A + n * aimg + row * arow, *b = B + n * bimg + row * brow;
+      int k = 0;
+      for (; k + 8 <= K; k += 8) {
+        __m256 bv[2];
+        UNROLL
+        for (int s = 0; s < S; s++) bv[s] = _mm256_loadu_ps(b + bo[s] + k);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+          __m256 av = _mm256_loadu_ps(a + r * lda + k);
+          UNROLL
+          for (int s = 0; s < S; s++) v[r][s] = _mm256_fmadd_ps(av, bv[s], v[r][s]);
+        }
+      }
+      for (; k < K; k++)
+        for (int r = 0; r < R; r++)
+          for (int s = 0; s < S; s++) t[r][s] = fmaf(a[r * lda + k], b[bo[s] + k], t[r][s]);
+    }
+  UNROLL
+  for (int r = 0; r < R; r++)
+    UNROLL
+    for (int s = 0; s < S; s++) {
+      float x = hsum(v[r][s]) + t[r][s];
+      C[r * ldc + s] = acc ? C[r * ldc + s] + x : x;
+    }
+}
+
+/* all M x N dot products: blocks of 4 x 2, then 4 x 1, then 1 x 1 */
+INLINE AVX2 void nt(int M, int N, int K, int nimg, int nrow, const float *A, ptrdiff_t aimg, ptrdiff_t arow,
+                    ptrdiff_t lda, const float *B, ptrdiff_t bimg, ptrdiff_t brow, const ptrdiff_t *koff, ptrdiff_t ldb,
+                    float *C, ptrdiff_t ldc, bool acc) {
+#define NT(R, S, i, j) nt_block(R, S, K, nimg, nrow, A + (i) * lda, aimg, arow, lda, koff ? B : B + (j) * ldb, bimg, \
+                               brow, koff ? koff + (j) : NULL, ldb, C + (i) * ldc + (j), ldc, acc)
+  int i = 0;
+  for (; i + 4 <= M; i += 4) {
+    int j = 0;
+    for (; j + 2 <= N; j += 2) NT(4, 2, i, j);
+    for (; j < N; j++) NT(4, 1, i, j);
+  }
+  for (; i < M; i++)
+    for (int j = 0; j < N; j++) NT(1, 1, i, j);
+#undef NT
+}
+
+static AVX2 void nt_strided(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, ptrdiff_t lda,
+                            const float *B, ptrdiff_t bimg, ptrdiff_t ldb, float *C, ptrdiff_t ldc, bool acc) {
+  nt(M, N, K, nimg, 1, A, aimg, 0, lda, B, bimg, 0, NULL, ldb, C, ldc, acc);
+}
+
+bool mg_sgemm_nt(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, ptrdiff_t lda, const float *B,
+                 ptrdiff_t bimg, ptrdiff_t ldb, float *C, ptrdiff_t ldc, bool acc) {
+  if (!mg_sgemm_ok()) return false;
+  nt_strided(M, N, K, nimg, A, aimg, lda, B, bimg, ldb, C, ldc, acc);
+  return true;
+}
+
+static AVX2 void conv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,
+                         const ptrdiff_t *koff, ptrdiff_t W, int OH, int OW, float *gw, bool acc) {
+  if (!koff) __builtin_unreachable();
+  nt(M, K, OW, nimg, OH, g, gimg, OW, (ptrdiff_t)OH * OW, x, ximg, W, koff, 0, gw, K, acc);
+}
+
+bool mg_sconv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,
+                 const ptrdiff_t *koff, ptrdiff_t W, int OH, int OW, float *gw, bool acc) {
+  if (!mg_sgemm_ok()) return false;
+  conv_gw(M, K, nimg, g, gimg, x, ximg, koff, W, OH, OW, gw, acc);
+  return true;
+}
+
+#else  /* not x86-64 with GCC or Clang: callers use BLAS */
+
+bool mg_sgemm_ok(void) { return false; }
+bool mg_sgemm_nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, ptrdiff_t ldb,
+                 float *C, ptrdiff_t ldc, const float *bias) {
+  (void)M; (void)N; (void)K; (void)A; (void)ars; (void)acs; (void)B; (void)ldb; (void)C; (void)ldc; (void)bias;
+  return false;
+}
+bool mg_sgemm_nt(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, ptrdiff_t lda, const float *B,
+                 ptrdiff_t bimg, ptrdiff_t ldb, float *C, ptrdiff_t ldc, bool acc) {
+  (void)M; (void)N; (void)K; (void)nimg; (void)A; (void)aimg; (void)lda; (void)B; (void)bimg; (void)ldb; (void)C;
+  (void)ldc; (void)acc;
+  return false;
+}
+bool mg_sconv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH, int OW,
+                 float *y, const float *bias) {
+  (void)M; (void)K; (void)w; (void)koff; (void)x; (void)W; (void)OH; (void)OW; (void)y; (void)bias;
+  return false;
+}
+bool mg_sconv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,
+                 const ptrdiff_t *koff, ptrdiff_t W, int OH, int OW, float *gw, bool acc) {
+  (void)M; (void)K; (void)nimg; (void)g; (void)gimg; (void)x; (void)ximg; (void)koff; (void)W; (void)OH; (void)OW;
+  (void)gw; (void)acc;
+  return false;
+}
+#endif
