@@ -185,6 +185,8 @@ typedef struct {
                                     tensors' own layout, so tmp and the shuffles are not needed */
   const ptrdiff_t *koff;         /* fast and stride 1, no padding: the image's offset of each tap;
                                     forward and weight gradient read the images, no columns */
+  const ptrdiff_t *toff;         /* backward, with koff: tap offsets in gx order (below) */
+  const float *wt;               /* ... and the weight as [group][tap in that order][Og] */
 } cjob;
 
 /* a convolution k_sgemm computes from the images themselves */
@@ -197,6 +199,26 @@ static ptrdiff_t *tap_offsets(mg_rt *rt, const geom *q) {
   for (int64_t c = 0, k = 0; c < q->Cg; c++)
     for (int64_t ki = 0; ki < q->kh; ki++)
       for (int64_t kj = 0; kj < q->kw; kj++) o[k++] = (c * q->H + ki * q->dh) * q->W + kj * q->dw;
+  return o;
+}
+
+/* The input gradient adds each tap's product into the image. Taps next to each other
+** in a row overlap there, one element apart, and an add that reads what the previous
+** one is still storing stalls; so it takes the taps kernel column first: (kj, c, ki).
+** *wt gets the weight in that order, [group][tap][Og]. Both from scratch. */
+static ptrdiff_t *gx_taps(mg_rt *rt, const geom *q, const float *w, float **wt) {
+  int64_t K = q->Cg * q->kh * q->kw, i = 0;
+  ptrdiff_t *o = scratch(rt, sizeof *o * (size_t)K);
+  *wt = o ? scratch(rt, sizeof **wt * (size_t)(q->O * K)) : NULL;
+  if (!*wt) { if (o) unscratch(rt, o, sizeof *o * (size_t)K); return NULL; }
+  for (int64_t kj = 0; kj < q->kw; kj++)
+    for (int64_t c = 0; c < q->Cg; c++)
+      for (int64_t ki = 0; ki < q->kh; ki++, i++) {
+        int64_t k = (c * q->kh + ki) * q->kw + kj;
+        o[i] = (c * q->H + ki * q->dh) * q->W + kj * q->dw;
+        for (int64_t g = 0; g < q->G; g++)
+          for (int64_t f = 0; f < q->Og; f++) (*wt)[(g * K + i) * q->Og + f] = w[(g * q->Og + f) * K + k];
+      }
   return o;
 }
 
@@ -239,7 +261,12 @@ static void conv_bw_fast(const cjob *j, int64_t c, int64_t n0, int64_t m, int64_
     if (!j->kept) im2col(MG_F32, q, j->x, col, n0, m, gr);
     mg_sgemm_nt((int)Og, (int)K, (int)L, (int)m, g, O * L, L, cb, L, m * L, pw, K, j->direct);
   }
-  if (j->gx) {  /* col[:, n*L + p] = w_g^T gout[n], then back into the images */
+  if (j->gx && j->toff) {  /* straight into the images */
+    const float *wt = j->wt + gr * K * Og;
+    for (int64_t n = 0; n < m; n++)
+      mg_sconv_gx((int)Og, (int)K, wt, j->toff, g + n * O * L, q->W, (int)q->OH, (int)q->OW,
+                  (float *)j->gx + ((n0 + n) * q->C + gr * q->Cg) * q->H * q->W);
+  } else if (j->gx) {  /* col[:, n*L + p] = w_g^T gout[n], then back into the images */
     const float *w = (const float *)j->w + gr * Og * K;
     for (int64_t n = 0; n < m; n++) mg_sgemm_nn((int)K, (int)L, (int)Og, w, 1, K, g + n * O * L, L, col + n * L, m * L, NULL);
     col2im(MG_F32, q, j->gx, col, n0, m, gr);
@@ -319,10 +346,14 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   if (direct) { npw = 0; npb = sizeof(double) * (size_t)q.O; }
   int nt = direct ? 1 : mg_par_threads(rt, nch, 1);
   cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, direct, false, NULL};
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, direct, false, NULL, NULL, NULL};
   j.fast = dt == MG_F32 && K > 0 && mg_sgemm_ok();
   ptrdiff_t *koff = j.fast && direct_ok(&q) ? tap_offsets(rt, &q) : NULL;
   j.koff = koff;
+  float *wt = NULL;
+  ptrdiff_t *toff = koff && nx && w ? gx_taps(rt, &q, mg_f32(w), &wt) : NULL;
+  j.toff = toff;
+  j.wt = wt;
   j.col = scratch(rt, j.ncol * (size_t)nt);
   j.tmp = j.col ? scratch(rt, j.ntmp * (size_t)nt) : NULL;
   j.pw = j.tmp && nw ? (direct ? (gw ? mg_data(gw) : NULL) : scratch(rt, npw)) : NULL;
@@ -354,6 +385,7 @@ done:
   if (j.pw && !direct) unscratch(rt, j.pw, npw);
   if (j.pb) unscratch(rt, j.pb, npb);
   if (koff) unscratch(rt, koff, sizeof *koff * (size_t)K);
+  if (toff) { unscratch(rt, toff, sizeof *toff * (size_t)K); unscratch(rt, wt, sizeof *wt * (size_t)(q.O * K)); }
   mg_release(x); mg_release(w); mg_release(g); mg_release(gx); mg_release(gw); mg_release(gb);
   return r ? -1 : 0;
 }
@@ -417,7 +449,7 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
   int64_t nb = chunk(&q), K = q.Cg * q.kh * q.kw, L = q.OH * q.OW, nch = (q.N + nb - 1) / nb;
   int nt = mg_par_threads(rt, nch, 1);
   cjob j = {&q, dt, es, es * (size_t)(K * nb * L), es * (size_t)(q.Og * nb * L), nb, K, L,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false, false, NULL};
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false, false, NULL, NULL, NULL};
   /* the weight gradient needs the columns again: keep them for the backward when they
   ** are small enough, instead of redoing im2col there */
   size_t nall = es * (size_t)(q.G * K * q.N * L), ncol = j.ncol * (size_t)nt, ntmp = j.ntmp * (size_t)nt;

@@ -15,20 +15,26 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 4")  /* keep the C block in registers */
+#define UNROLL8 _Pragma("GCC unroll 8")
 
 bool mg_sgemm_ok(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
-/* rows 0..R-1 of C = bias + A B, R <= 4: 16 columns at a time, then 8, then one.
-** Row k of B is at B + koff[k], or B + k*ldb when koff is NULL. */
-INLINE AVX2 void nn_rows(int R, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
-                         const ptrdiff_t *koff, ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
-  int j = 0;
-  for (; j + 16 <= N; j += 16) {
+/* Row k of B is at B + koff[k], or B + k*ldb when koff is NULL. Row r of C is at
+** C + r*ldc, or, when coff is not NULL, at C + coff[r] and the product is added to
+** it. Eight accumulators per block, so that eight FMA chains overlap. */
+#define BROW(k) (B + (koff ? koff[k] : (k) * ldb))
+#define CROW(r) (C + (coff ? coff[r] : (r) * ldc))
+
+/* rows 0..R-1 (R <= 4), columns j0..j1 (a multiple of 16 apart): two vectors per row */
+INLINE AVX2 void nn_16(int R, int j0, int j1, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                       const ptrdiff_t *koff, ptrdiff_t ldb, float *C, const ptrdiff_t *coff, ptrdiff_t ldc,
+                       const float *bias) {
+  for (int j = j0; j < j1; j += 16) {
     __m256 c0[4], c1[4];
     UNROLL
     for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
     for (int k = 0; k < K; k++) {
-      const float *b = B + (koff ? koff[k] : k * ldb) + j;
+      const float *b = BROW(k) + j;
       __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
       UNROLL
       for (int r = 0; r < R; r++) {
@@ -39,43 +45,68 @@ INLINE AVX2 void nn_rows(int R, int N, int K, const float *A, ptrdiff_t ars, ptr
     }
     UNROLL
     for (int r = 0; r < R; r++) {
-      _mm256_storeu_ps(C + r * ldc + j, c0[r]);
-      _mm256_storeu_ps(C + r * ldc + j + 8, c1[r]);
+      float *c = CROW(r) + j;
+      if (coff) {
+        c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));
+        c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));
+      }
+      _mm256_storeu_ps(c, c0[r]);
+      _mm256_storeu_ps(c + 8, c1[r]);
     }
   }
-  for (; j + 8 <= N; j += 8) {
-    __m256 c0[4];
-    UNROLL
-    for (int r = 0; r < R; r++) c0[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
-    for (int k = 0; k < K; k++) {
-      __m256 b0 = _mm256_loadu_ps(B + (koff ? koff[k] : k * ldb) + j);
-      UNROLL
-      for (int r = 0; r < R; r++) c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * ars + k * acs), b0, c0[r]);
-    }
-    UNROLL
-    for (int r = 0; r < R; r++) _mm256_storeu_ps(C + r * ldc + j, c0[r]);
-  }
-  for (; j < N; j++)
-    for (int r = 0; r < R; r++) {
-      float s = bias ? bias[r] : 0.0f;
-      for (int k = 0; k < K; k++) s = fmaf(A[r * ars + k * acs], B[(koff ? koff[k] : k * ldb) + j], s);
-      C[r * ldc + j] = s;
-    }
 }
 
-/* all M rows: blocks of four, then one at a time. Called with koff NULL or known
-** non-NULL, so the inlined test folds away. */
-INLINE AVX2 void nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
-                    const ptrdiff_t *koff, ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
-  int i = 0;
-  for (; i + 4 <= M; i += 4)
-    nn_rows(4, N, K, A + i * ars, ars, acs, B, koff, ldb, C + i * ldc, ldc, bias ? bias + i : NULL);
-  for (; i < M; i++) nn_rows(1, N, K, A + i * ars, ars, acs, B, koff, ldb, C + i * ldc, ldc, bias ? bias + i : NULL);
+/* rows 0..R-1 (R <= 8), columns j..j+7: one vector per row */
+INLINE AVX2 void nn_8(int R, int j, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                      const ptrdiff_t *koff, ptrdiff_t ldb, float *C, const ptrdiff_t *coff, ptrdiff_t ldc,
+                      const float *bias) {
+  __m256 c0[8];
+  UNROLL8
+  for (int r = 0; r < R; r++) c0[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+  for (int k = 0; k < K; k++) {
+    __m256 b0 = _mm256_loadu_ps(BROW(k) + j);
+    UNROLL8
+    for (int r = 0; r < R; r++) c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * ars + k * acs), b0, c0[r]);
+  }
+  UNROLL8
+  for (int r = 0; r < R; r++) {
+    float *c = CROW(r) + j;
+    _mm256_storeu_ps(c, coff ? _mm256_add_ps(c0[r], _mm256_loadu_ps(c)) : c0[r]);
+  }
 }
+
+/* C = bias + A B, all M rows and N columns. Called with koff and coff NULL or known
+** non-NULL, so the inlined tests fold away. */
+INLINE AVX2 void nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                    const ptrdiff_t *koff, ptrdiff_t ldb, float *C, const ptrdiff_t *coff, ptrdiff_t ldc,
+                    const float *bias) {
+#define AT(i) A + (i) * ars, ars, acs, B, koff, ldb, coff ? C : C + (i) * ldc, coff ? coff + (i) : NULL, ldc, \
+              bias ? bias + (i) : NULL
+  int n16 = N / 16 * 16, n8 = N / 8 * 8, i;
+  if (n16 > 0) {
+    for (i = 0; i + 4 <= M; i += 4) nn_16(4, 0, n16, K, AT(i));
+    for (; i < M; i++) nn_16(1, 0, n16, K, AT(i));
+  }
+  if (n8 > n16) {
+    for (i = 0; i + 8 <= M; i += 8) nn_8(8, n16, K, AT(i));
+    for (; i + 4 <= M; i += 4) nn_8(4, n16, K, AT(i));
+    for (; i < M; i++) nn_8(1, n16, K, AT(i));
+  }
+#undef AT
+  for (int j = n8; j < N; j++)
+    for (i = 0; i < M; i++) {
+      float s = bias ? bias[i] : 0.0f;
+      for (int k = 0; k < K; k++) s = fmaf(A[i * ars + k * acs], BROW(k)[j], s);
+      float *c = CROW(i) + j;
+      *c = coff ? *c + s : s;
+    }
+}
+#undef BROW
+#undef CROW
 
 static AVX2 void nn_strided(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
                             ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
-  nn(M, N, K, A, ars, acs, B, NULL, ldb, C, ldc, bias);
+  nn(M, N, K, A, ars, acs, B, NULL, ldb, C, NULL, ldc, bias);
 }
 
 bool mg_sgemm_nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, ptrdiff_t ldb,
@@ -88,7 +119,21 @@ bool mg_sgemm_nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t a
 static AVX2 void conv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH,
                          int OW, float *y, const float *bias) {
   if (!koff) __builtin_unreachable();
-  for (int oh = 0; oh < OH; oh++) nn(M, OW, K, w, K, 1, x + oh * W, koff, 0, y + oh * OW, (ptrdiff_t)OH * OW, bias);
+  for (int oh = 0; oh < OH; oh++) nn(M, OW, K, w, K, 1, x + oh * W, koff, 0, y + oh * OW, NULL, (ptrdiff_t)OH * OW, bias);
+}
+
+static AVX2 void conv_gx(int M, int K, const float *wt, const ptrdiff_t *koff, const float *g, ptrdiff_t W, int OH,
+                         int OW, float *gx) {
+  if (!koff) __builtin_unreachable();
+  for (int oh = 0; oh < OH; oh++)
+    nn(K, OW, M, wt, M, 1, g + oh * OW, NULL, (ptrdiff_t)OH * OW, gx + oh * W, koff, 0, NULL);
+}
+
+bool mg_sconv_gx(int M, int K, const float *wt, const ptrdiff_t *koff, const float *g, ptrdiff_t W, int OH, int OW,
+                 float *gx) {
+  if (!mg_sgemm_ok()) return false;
+  conv_gx(M, K, wt, koff, g, W, OH, OW, gx);
+  return true;
 }
 
 bool mg_sconv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH, int OW,
@@ -205,6 +250,11 @@ bool mg_sgemm_nt(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, 
 bool mg_sconv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH, int OW,
                  float *y, const float *bias) {
   (void)M; (void)K; (void)w; (void)koff; (void)x; (void)W; (void)OH; (void)OW; (void)y; (void)bias;
+  return false;
+}
+bool mg_sconv_gx(int M, int K, const float *wt, const ptrdiff_t *koff, const float *g, ptrdiff_t W, int OH, int OW,
+                 float *gx) {
+  (void)M; (void)K; (void)wt; (void)koff; (void)g; (void)W; (void)OH; (void)OW; (void)gx;
   return false;
 }
 bool mg_sconv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,

@@ -33,6 +33,12 @@ bool mg_sgemm_nt(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, 
 bool mg_sconv_fw(int M, int K, const float *w, const ptrdiff_t *koff, const float *x, ptrdiff_t W, int OH, int OW,
                  float *y, const float *bias);
 
+/* Its input gradient, added to gx (rows W apart) from g (M x OH*OW), with the
+** weight given transposed (wt[k*M + i], tap k of filter i):
+**   gx[koff[k] + oh*W + ow] += sum_i wt[k*M + i] g[i][oh*OW + ow] */
+bool mg_sconv_gx(int M, int K, const float *wt, const ptrdiff_t *koff, const float *g, ptrdiff_t W, int OH, int OW,
+                 float *gx);
+
 /* Its weight gradient over nimg images (image n at g + n*gimg and x + n*ximg):
 **   gw[i*K + k] (+)= sum over n, oh, ow of g_n[i][oh*OW + ow] x_n[koff[k] + oh*W + ow]
 **   (overwritten, or added to when acc) */
