@@ -140,7 +140,8 @@ static int r_linear(lua_State *L) {
 }
 
 /* mg._bench_sgemm(m, n, k [, reps [, transa [, transb]]]) -> the best time in seconds of
-** reps raw row-major sgemm calls C{m,n} = op(A) op(B): a baseline for benchmarks of layers */
+** reps raw row-major sgemm calls C{m,n} = op(A) op(B), on OpenBLAS's own threads (as many as
+** the runtime's; moongrad otherwise keeps OpenBLAS on one): a baseline for benchmarks of layers */
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -160,6 +161,7 @@ static int r_bench_sgemm(lua_State *L) {
   for (lua_Integer i = 0; i < k * n; i++) b[i] = (float)(i % 5) * 0.01f;
   memset(c, 0, sizeof(float) * (size_t)(m * n));  /* page faults out of the timing */
   double best = 1e300;
+  openblas_set_num_threads(mgl_rt(L)->nthreads);
   for (lua_Integer r = 0; r < reps; r++) {
     double t0 = now();
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
@@ -167,6 +169,7 @@ static int r_bench_sgemm(lua_State *L) {
     double dt = now() - t0;
     if (dt < best) best = dt;
   }
+  openblas_set_num_threads(1);
   free(a); free(b); free(c);
   lua_pushnumber(L, best);
   return 1;
