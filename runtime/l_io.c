@@ -116,6 +116,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
   luaL_checkstack(L, 12, "save: nested too deep");
   mg_tensor *t = mgl_test(L, v);
   const char *where = *prefix ? prefix : "(root)";
+  if (mgl_is_closed(L, v)) luaL_error(L, "save: tensor '%s' was closed", where);
   if (t) {
     if (mg_check_alive(t, "save")) mgl_error(L);
     lua_pushvalue(L, v);
@@ -220,7 +221,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
 }
 
 static int l_save(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "save", "a file path");
   if (lua_isnoneornil(L, 2)) return luaL_error(L, "save: expected a tensor or a table to save, got nothing");
   lua_settop(L, 2);
   lua_newtable(L); /* 3: flat */
@@ -492,7 +493,7 @@ static void push_meta(lua_State *L, const char *file, const char *name, const ch
 }
 
 static int l_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "load", "a file path");
   mg_rt *rt = mgl_rt(L);
   char err[MG_ERRLEN + 64];
   mgio_st st;
@@ -600,7 +601,7 @@ static int push_array(lua_State *L, allocs *a, int r, const char *op, const char
 }
 
 static int l_idx(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "idx", "a file path");
   char err[MG_ERRLEN + 64];
   mg_tensor *t = NULL;
   allocs a = {mgl_rt(L), &t, 0};
@@ -610,11 +611,12 @@ static int l_idx(lua_State *L) {
 }
 
 static int l_csv(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "csv", "a file path");
   mgio_csv_opts o = {.header = lua_toboolean(L, 2), .delim = ','};
   if (!lua_isnoneornil(L, 3)) {
     size_t n;
-    const char *d = luaL_checklstring(L, 3, &n);
+    mgl_checkstring(L, 3, "csv", "a delimiter string");
+    const char *d = lua_tolstring(L, 3, &n);
     if (n != 1 || *d == '"' || *d == '\n' || *d == '\r')
       return luaL_error(L, "data.csv: delimiter must be one character (not a quote or newline), got '%s'", d);
     o.delim = *d;

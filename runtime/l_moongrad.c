@@ -93,8 +93,7 @@ mg_tensor *mgl_test(lua_State *L, int idx) {
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
   mgl_box *b = test_box(L, idx);
-  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor, got %s", op, idx, luaL_typename(L, idx));
-  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor");
   return b->t;
 }
 
@@ -106,8 +105,7 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     return *tmp;
   }
   mgl_box *b = test_box(L, idx);
-  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, idx, luaL_typename(L, idx));
-  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor or a number");
   return b->t;
 }
 
@@ -117,11 +115,10 @@ void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg
   *tmp = NULL;
   if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
-  if (!ba && !bb) luaL_error(L, "%s: expected a tensor operand, got %s and %s", op, luaL_typename(L, 1), luaL_typename(L, 2));
+  if (!ba && !bb) mgl_operands_error(L, op);
   mg_tensor *t = ba ? ba->t : bb->t;
   int num = ba ? 2 : 1;
-  if (lua_type(L, num) != LUA_TNUMBER)
-    luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, num, luaL_typename(L, num));
+  if (lua_type(L, num) != LUA_TNUMBER) mgl_argerror(L, num, op, "a tensor or a number");
   *tmp = mg_scalar(t->rt, t->dtype, lua_tonumber(L, num));
   if (!*tmp) mgl_error(L);
   *x = ba ? t : *tmp;
@@ -142,6 +139,102 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
   lua_pushstring(L, buf);
   lua_concat(L, 2);
   return lua_error(L);
+}
+
+/* ---- argument errors ------------------------------------------------------------ */
+
+const char *mgl_typename(lua_State *L, int idx) {
+  mgl_box *b = test_box(L, idx);
+  if (b) return b->t ? "tensor" : "closed tensor";
+  if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {  /* a userdata or object naming its type */
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1);  /* the name stays alive in the metatable */
+    if (s) return s;
+  }
+  return luaL_typename(L, idx);
+}
+
+bool mgl_is_closed(lua_State *L, int idx) {
+  mgl_box *b = test_box(L, idx);
+  return b && !b->t;
+}
+
+/* The name under which the running C function was called when that was t.name(...)
+** for a tensor method (not t:name(...)), else NULL: a misplaced self then explains
+** an argument error. The methods table tells tensor methods from mg.* functions. */
+static const char *dot_call(lua_State *L, lua_Debug *ar) {
+  if (!lua_getstack(L, 0, ar) || !lua_getinfo(L, "nf", ar)) return NULL;
+  bool found = false;
+  if (ar->name && strcmp(ar->namewhat, "field") == 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      found = lua_rawequal(L, -1, -4);
+      lua_pop(L, 1);
+      if (found) { lua_pop(L, 1); break; }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found ? ar->name : NULL;
+}
+
+int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const char *name, const char *what) {
+  return mgl_errorf(L, "%s: expected %s as self (did you call %s.%s(...) instead of %s:%s(...)?), got %s", op, what,
+                    var, name, var, name, mgl_typename(L, idx));
+}
+
+int mgl_argerror(lua_State *L, int idx, const char *op, const char *what) {
+  mgl_box *b = test_box(L, idx);
+  if (b && !b->t) return luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  lua_Debug ar;
+  const char *name = dot_call(L, &ar);
+  if (name && idx == 1) return mgl_selferror(L, idx, op, "t", name, what);
+  if (name)
+    return mgl_errorf(L, "%s: argument #%d: expected %s, got %s (did you call t.%s(...) instead of t:%s(...)?)", op,
+                      idx, what, mgl_typename(L, idx), name, name);
+  return mgl_errorf(L, "%s: argument #%d: expected %s, got %s", op, idx, what, mgl_typename(L, idx));
+}
+
+/* neither of a binary op's first two arguments is a tensor */
+void mgl_operands_error(lua_State *L, const char *op) {
+  lua_Debug ar;
+  const char *name = dot_call(L, &ar);
+  if (name) mgl_selferror(L, 1, op, "t", name, "a tensor");
+  mgl_errorf(L, "%s: expected a tensor operand, got %s and %s", op, mgl_typename(L, 1), mgl_typename(L, 2));
+}
+
+double mgl_checknumber(lua_State *L, int idx, const char *op, const char *what) {
+  if (lua_type(L, idx) != LUA_TNUMBER) mgl_argerror(L, idx, op, what ? what : "a number");
+  return lua_tonumber(L, idx);
+}
+
+double mgl_optnumber(lua_State *L, int idx, const char *op, const char *what, double def) {
+  return lua_isnoneornil(L, idx) ? def : mgl_checknumber(L, idx, op, what);
+}
+
+lua_Integer mgl_checkinteger(lua_State *L, int idx, const char *op, const char *what) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint || lua_type(L, idx) != LUA_TNUMBER) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      mgl_errorf(L, "%s: argument #%d: expected %s, got %.17g", op, idx, what ? what : "an integer", lua_tonumber(L, idx));
+    mgl_argerror(L, idx, op, what ? what : "an integer");
+  }
+  return v;
+}
+
+lua_Integer mgl_optinteger(lua_State *L, int idx, const char *op, const char *what, lua_Integer def) {
+  return lua_isnoneornil(L, idx) ? def : mgl_checkinteger(L, idx, op, what);
+}
+
+const char *mgl_checkstring(lua_State *L, int idx, const char *op, const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING) mgl_argerror(L, idx, op, what ? what : "a string");
+  return lua_tostring(L, idx);
+}
+
+void mgl_checktype(lua_State *L, int idx, int type, const char *op, const char *what) {
+  if (lua_type(L, idx) != type) mgl_argerror(L, idx, op, what);
 }
 
 /* mg.detect_anomaly(true): an op whose output holds NaN or Inf is an error naming it */

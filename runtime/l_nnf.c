@@ -228,6 +228,7 @@ static mg_tensor **tensor_list(lua_State *L, int idx, const char *op, int *n) {
   if (len > 1000000) luaL_error(L, "%s: too many tensors (%d)", op, (int)len);
   for (lua_Integer k = 1; k <= len; k++) {
     lua_rawgeti(L, idx, k);
+    if (mgl_is_closed(L, -1)) luaL_error(L, "%s: tensor #%d in the list was closed", op, (int)k);
     if (!mgl_test(L, -1)) luaL_error(L, "%s: element %d of the list is a %s, expected a tensor", op, (int)k, luaL_typename(L, -1));
     lua_pop(L, 1);
   }

@@ -9,6 +9,7 @@
 **   mg.plugin_refusals()              messages of plugins refused during discovery
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "l_core.h"
@@ -58,8 +59,21 @@ static int read_opts(lua_State *L, int idx, mg_hpval *opts, const char *who) {
 
 /* ---- optimizers ------------------------------------------------------------------ */
 
+/* the name the running method was called by, for "did you call opt.step(...)" */
+static const char *method_name(lua_State *L, const char *def) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) return ar.name;
+  return def;
+}
+
 static mg_optim *checkopt(lua_State *L, int idx) {
-  optbox *b = luaL_checkudata(L, idx, MGL_OPTIM);
+  optbox *b = luaL_testudata(L, idx, MGL_OPTIM);
+  if (!b) {
+    const char *m = method_name(L, "step");
+    char op[64];
+    snprintf(op, sizeof op, "optim %s", m);
+    mgl_selferror(L, idx, op, "opt", m, "an optimizer");
+  }
   if (!b->o) luaL_error(L, "optim: the optimizer was closed");
   return b->o;
 }
@@ -67,8 +81,11 @@ static mg_optim *checkopt(lua_State *L, int idx) {
 /* mg.optim(name, params [, opts]); params: an array of tensors or a module */
 static int optim_new(lua_State *L) {
   /* called through __call: argument 1 is the mg.optim table itself */
+  if (lua_type(L, 2) != LUA_TSTRING)  /* numbered as the user sees it */
+    return luaL_error(L, "optim: argument #1: expected an optimizer name (a string such as \"sgd\"), got %s",
+                      mgl_typename(L, 2));
   lua_settop(L, 4);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lua_tostring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "optim %s", name);
   if (lua_type(L, 3) == LUA_TTABLE && lua_rawlen(L, 3) == 0) {
@@ -87,6 +104,7 @@ static int optim_new(lua_State *L) {
   for (lua_Integer i = 1; i <= np; i++) {
     lua_rawgeti(L, 3, i);
     ps[i - 1] = mgl_test(L, -1);
+    if (mgl_is_closed(L, -1)) return luaL_error(L, "%s: tensor #%d in the parameter list was closed", who, (int)i);
     if (!ps[i - 1]) return luaL_error(L, "%s: parameter %d is a %s, not a tensor", who, (int)i, luaL_typename(L, -1));
     lua_pop(L, 1);
   }
@@ -112,7 +130,7 @@ static int optim_step(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   int nres = 0;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    mgl_checktype(L, 2, LUA_TFUNCTION, "optim step", "a closure (a function)");
     lua_settop(L, 2);
     lua_call(L, 0, LUA_MULTRET);
     nres = lua_gettop(L) - 1;  /* the function was replaced by its results */
@@ -369,14 +387,17 @@ static int optim_tostring(lua_State *L) {
 /* ---- losses ----------------------------------------------------------------------- */
 
 static mg_loss *checkloss(lua_State *L, int idx) {
-  lossbox *b = luaL_checkudata(L, idx, MGL_LOSS);
+  lossbox *b = luaL_testudata(L, idx, MGL_LOSS);
+  if (!b) mgl_selferror(L, idx, "loss forward", "crit", "forward", "a loss criterion");
   if (!b->l) luaL_error(L, "loss: the criterion was closed");
   return b->l;
 }
 
 static int loss_new(lua_State *L) {
+  if (lua_type(L, 2) != LUA_TSTRING)  /* numbered as the user sees it: argument 1 is the mg.loss table */
+    return luaL_error(L, "loss: argument #1: expected a loss name (a string such as \"mse\"), got %s", mgl_typename(L, 2));
   lua_settop(L, 3);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lua_tostring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "loss %s", name);
   mg_hpval opts[MAX_OPTS];
@@ -401,11 +422,11 @@ static int loss_call(lua_State *L) {
   mg_loss *l = checkloss(L, 1);
   mg_tensor *pred = mgl_test(L, 2), *target;
   if (!pred)
-    return luaL_error(L, "loss %s: argument #1 (prediction): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 2));
+    return luaL_error(L, "loss %s: argument #1 (prediction): expected a tensor, got %s", mg_loss_name(l), mgl_typename(L, 2));
   mg_tensor *tmp = NULL;
   if (lua_type(L, 3) == LUA_TNUMBER) target = tmp = mg_scalar(mgl_rt(L), pred->dtype, lua_tonumber(L, 3));
   else if (!(target = mgl_test(L, 3)))
-    return luaL_error(L, "loss %s: argument #2 (target): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 3));
+    return luaL_error(L, "loss %s: argument #2 (target): expected a tensor, got %s", mg_loss_name(l), mgl_typename(L, 3));
   mg_tensor *out = mg_loss_apply(l, pred, target);
   mg_release(tmp);
   return mgl_push(L, out);

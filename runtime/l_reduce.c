@@ -148,8 +148,9 @@ static double now(void) {
 }
 
 static int r_bench_sgemm(lua_State *L) {
-  lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2), k = luaL_checkinteger(L, 3);
-  lua_Integer reps = luaL_optinteger(L, 4, 1);
+  const char *op = "_bench_sgemm";
+  lua_Integer m = mgl_checkinteger(L, 1, op, NULL), n = mgl_checkinteger(L, 2, op, NULL);
+  lua_Integer k = mgl_checkinteger(L, 3, op, NULL), reps = mgl_optinteger(L, 4, op, NULL, 1);
   bool ta = lua_toboolean(L, 5), tb = lua_toboolean(L, 6);
   if (m < 1 || n < 1 || k < 1 || reps < 1 || m > 65536 || n > 65536 || k > 65536)
     return luaL_error(L, "_bench_sgemm: sizes must be in 1..65536 and reps >= 1");

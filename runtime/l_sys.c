@@ -17,7 +17,7 @@ static int l_manual_seed(lua_State *L) {
 }
 
 static int l_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = mgl_checkinteger(L, 1, "set_num_threads", "a thread count (integer)");
   if (n < 1 || n > 1024) return luaL_error(L, "set_num_threads: expected 1..1024 threads, got %d", (int)n);
   mgl_rt(L)->nthreads = (int)n;
   return 0;
@@ -25,7 +25,7 @@ static int l_set_num_threads(lua_State *L) {
 
 static int l_get_num_threads(lua_State *L) { lua_pushinteger(L, mgl_rt(L)->nthreads); return 1; }
 
-static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1))); return 1; }
+static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)mgl_optinteger(L, 1, "isatty", "a file descriptor (integer)", 1))); return 1; }
 
 static int l_memory(lua_State *L) {
   mg_rt *rt = mgl_rt(L);
