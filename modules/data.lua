@@ -187,5 +187,6 @@ function DataLoader:iter()
     return table.unpack(out, 1, k)
   end
 end
+mg._guard_methods(DataLoader, "DataLoader", "loader", "a DataLoader", function(v) return getmetatable(v) == DataLoader end)
 
 return D

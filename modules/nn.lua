@@ -188,12 +188,27 @@ local function inst_call(self, ...) return self:forward(...) end
 local function inst_tostring(self) return self:__repr(true) end
 local function inst_len(self) return rawlen(self) end
 
+-- m.forward(x) instead of m:forward(x): every class's forward checks its self
+local function guard_forward(C, f)
+  local self_error, who = mg._self_error, C.__classname .. ":forward"
+  return function(...)
+    if not is_module((...)) then self_error(who, "m", "forward", "an nn module", select("#", ...), (...)) end
+    return f(...)
+  end
+end
+
+local function class_newindex(C, k, v)
+  if k == "forward" and type(v) == "function" then v = guard_forward(C, v) end
+  rawset(C, k, v)
+end
+
 local function make_class(name, parent)
   local C = { __classname = name }
   C.__imt = { __index = C, __newindex = inst_newindex, __call = inst_call,
               __tostring = inst_tostring, __len = inst_len, __name = "moongrad.nn." .. name }
   return setmetatable(C, {
     __index = parent,
+    __newindex = class_newindex,
     __call = function(cls, ...) return cls:new(...) end,
     __tostring = function() return "class " .. name end,
   })
@@ -569,6 +584,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- containers
 ---------------------------------------------------------------------------------------------
+
+-- m.parameters() instead of m:parameters(): say so (new, extend: called on classes)
+mg._guard_methods(Module, "nn.Module", "m", "an nn module", is_module, { new = true, extend = true, init = true })
 
 local function class(name) local C = Module:extend(name); nn[name] = C; return C end
 

@@ -340,4 +340,6 @@ function Plateau:load_state_dict(sd)
   return self
 end
 
+mg._guard_methods(Sched, "scheduler", "sched", "a scheduler", function(v) return getmetatable(v) == Sched end)
+mg._guard_methods(Plateau, "ReduceLROnPlateau", "sched", "a scheduler", function(v) return getmetatable(v) == Plateau end)
 O.Scheduler = Sched

@@ -11,6 +11,42 @@ local function now()
   return os.clock()
 end
 
+-- obj.method(...) instead of obj:method(...). mg._guard_methods(cls, who, var, what, is_self)
+-- wraps each public method of cls (a name not starting with "_") so that a call whose self
+-- fails is_self raises "who:name: expected <what> as self (did you call var.name(...)
+-- instead of var:name(...)?), got <type>"; names in skip are left alone. The other Lua
+-- modules use it too.
+local function typename(n, v)
+  if n == 0 then return "no value" end
+  local mt = getmetatable(v)
+  if type(mt) == "table" and type(mt.__name) == "string" then
+    return mt.__name == "moongrad.Tensor" and "tensor" or mt.__name
+  end
+  return type(v)
+end
+
+function mg._self_error(op, var, name, what, n, v)
+  error(fmt("%s: expected %s as self (did you call %s.%s(...) instead of %s:%s(...)?), got %s", op, what, var, name,
+            var, name, typename(n, v)), 3)
+end
+
+function mg._guard_methods(cls, who, var, what, is_self, skip)
+  local self_error = mg._self_error
+  local names = {}
+  for k, f in pairs(cls) do
+    if type(k) == "string" and type(f) == "function" and not k:find("^_") and not (skip and skip[k]) then
+      names[#names + 1] = k
+    end
+  end
+  for _, k in ipairs(names) do
+    local f = cls[k]
+    cls[k] = function(...)
+      if not is_self((...)) then self_error(who .. ":" .. k, var, k, what, select("#", ...), (...)) end
+      return f(...)
+    end
+  end
+end
+
 local function isnan(v) return v ~= v end
 local function finite(v) return type(v) == "number" and v == v and v ~= huge and v ~= -huge end
 
@@ -83,6 +119,19 @@ local function detect_tty(out)
   return term ~= nil and term ~= "" and term ~= "dumb"
 end
 
+-- without io (an embedding sandbox): whole lines through the global print, which the host
+-- may redefine; a live bar's "\r" redraws collapse to the last state of each line
+local function print_writer()
+  local buf = ""
+  return {
+    write = function(_, s)
+      buf = buf .. s
+      for line in buf:gmatch("([^\n]*)\n") do print((line:match("([^\r]*)$"))) end
+      buf = buf:match("([^\n]*)$"):match("([^\r]*)$")
+    end,
+  }
+end
+
 local Bar = {}
 Bar.__index = Bar
 local PROGRESS_OPTS = { label = true, width = true, out = true, tty = true, interval = true, min_interval = true,
@@ -114,10 +163,7 @@ function U.progress(total, opts)
       error(fmt("progress: '%s' must be a non-negative number of seconds, got %s", k, tostring(v)), 2)
     end
   end
-  local out = opts.out or (io and io.stderr)
-  if out == nil then
-    error("progress: io is not available (sandbox): pass an object with :write as {out = ...}", 2)
-  end
+  local out = opts.out or (io and io.stderr) or print_writer()
   if type(out) ~= "userdata" and type(out) ~= "table" then
     error("progress: 'out' must be a file or an object with :write, got " .. type(out), 2)
   end
@@ -261,6 +307,7 @@ function Bar:print(...)
 end
 
 Bar.close = Bar.done
+mg._guard_methods(Bar, "progress", "bar", "a progress bar", function(v) return getmetatable(v) == Bar end)
 Bar.__close = function(self) self:done() end
 Bar.__tostring = function(self) return self:_stats(now()) end
 
@@ -412,6 +459,7 @@ end
 function Logger:close()
   if self.fh then self.fh:close(); self.fh = nil end
 end
+mg._guard_methods(Logger, "Logger", "logger", "a Logger", function(v) return getmetatable(v) == Logger end)
 Logger.__close = Logger.close
 Logger.__gc = Logger.close
 Logger.__tostring = function(self)

@@ -38,6 +38,53 @@ local cases = {
   {function() return mg.loss("mse").forward(t, t) end,
     "loss forward: expected a loss criterion as self (did you call crit.forward(...) instead of crit:forward(...)?), got tensor", "crit.forward(x, y)"},
 
+  -- Lua objects: nn modules (built-in and user classes), schedulers, loaders, bars, loggers
+  {function() local m = mg.nn.Linear(3, 2); local y = m.forward(t); return y end,
+    "Linear:forward: expected an nn module as self (did you call m.forward(...) instead of m:forward(...)?), got tensor", "model.forward(x)"},
+  {function() local m = mg.nn.Sequential{mg.nn.Linear(3, 2)}; local y = m.forward(t); return y end,
+    "Sequential:forward: expected an nn module as self (did you call m.forward(...) instead of m:forward(...)?), got tensor", "Sequential.forward(x)"},
+  {function()
+    local Net = mg.nn.Module:extend("Net")
+    function Net:init() self.fc = mg.nn.Linear(3, 2) end
+    function Net:forward(x) return self.fc(x) end
+    local y = Net().forward(t); return y
+  end, "Net:forward: expected an nn module as self (did you call m.forward(...) instead of m:forward(...)?), got tensor", "user module .forward(x)"},
+  {function()
+    local Net = mg.nn.Module:extend("Net")
+    function Net:init() self.fc = mg.nn.Linear(3, 2) end
+    function Net:forward(x) return self.fc(x) end
+    local net = Net()
+    return #net:forward(t):shape() == 2 and net(t):size(2) == 2 and #net:parameters() == 2 or error("wrong")
+  end, nil, "user module with ':' and __call works"},
+  {function() local m = mg.nn.Linear(3, 2); local p = m.parameters(); return p end,
+    "nn.Module:parameters: expected an nn module as self (did you call m.parameters(...) instead of m:parameters(...)?), got no value", "model.parameters()"},
+  {function() local m = mg.nn.Linear(3, 2); local r = m.zero_grad(); return r end,
+    "nn.Module:zero_grad: expected an nn module as self", "model.zero_grad()"},
+  {function() local m = mg.nn.Linear(3, 2); local r = m.load_state_dict({}); return r end,
+    "nn.Module:load_state_dict: expected an nn module as self (did you call m.load_state_dict(...) instead of m:load_state_dict(...)?), got table", "model.load_state_dict(sd)"},
+  {function() local o = mg.optim("sgd", {mg.zeros(2, {requires_grad = true})}, {lr = 0.1}); local s = mg.optim.StepLR(o, 2); local r = s.step(); return r end,
+    "scheduler:step: expected a scheduler as self (did you call sched.step(...) instead of sched:step(...)?), got no value", "sched.step()"},
+  {function() local o = mg.optim("sgd", {mg.zeros(2, {requires_grad = true})}, {lr = 0.1}); local s = mg.optim.ReduceLROnPlateau(o); local r = s.step(1.0); return r end,
+    "ReduceLROnPlateau:step: expected a scheduler as self (did you call sched.step(...) instead of sched:step(...)?), got number", "plateau.step(metric)"},
+  {function() local dl = mg.data.DataLoader({t}, {batch_size = 1}); local it = dl.iter(); return it end,
+    "DataLoader:iter: expected a DataLoader as self (did you call loader.iter(...) instead of loader:iter(...)?), got no value", "loader.iter()"},
+  {function() local b = mg.util.progress(10, {out = {write = function() end}}); local r = b.update(1); return r end,
+    "progress:update: expected a progress bar as self (did you call bar.update(...) instead of bar:update(...)?), got number", "bar.update(1)"},
+  {function()
+    local path = os.tmpname()
+    local l = mg.util.Logger(path)
+    local ok, e = pcall(function() local r = l.log({loss = 1}); return r end)
+    l:close(); os.remove(path)
+    error(e)
+  end, "Logger:log: expected a Logger as self (did you call logger.log(...) instead of logger:log(...)?), got table", "logger.log(row)"},
+  {function()
+    local dl = mg.data.DataLoader({t}, {batch_size = 1})
+    local n = 0
+    for _ in dl:iter() do n = n + 1 end
+    local b = mg.util.progress(2, {out = {write = function() end}}); b:update(1); b:advance(); b:done()
+    return n == 2 or error("batches")
+  end, nil, "loader and bar methods with ':' work"},
+
   -- 2. arguments of methods reached through __index name the op
   {function() return t:narrow(1, "a", 1) end, "narrow: argument #3: expected an integer (start), got string", "narrow start"},
   {function() return t:narrow(1, 1, 1.5) end, "narrow: argument #4: expected an integer (length), got 1.5", "narrow length"},
