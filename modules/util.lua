@@ -31,6 +31,9 @@ function mg._self_error(op, var, name, what, n, v)
 end
 
 function mg._guard_methods(cls, who, var, what, is_self, skip)
+  if type(cls) ~= "table" or type(is_self) ~= "function" then
+    error("_guard_methods: expected a class table and a predicate (internal helper)", 2)
+  end
   local self_error = mg._self_error
   local names = {}
   for k, f in pairs(cls) do

@@ -13,7 +13,7 @@ static int m_backward(lua_State *L) {
   int opts = 2;
   if (mgl_test(L, 2)) { g = mgl_check(L, 2, "backward"); opts = 3; }
   else if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
-    return luaL_error(L, "backward: argument #2: expected a gradient tensor or an options table, got %s", luaL_typename(L, 2));
+    return luaL_error(L, "backward: argument #2: expected a gradient tensor or an options table, got %s", mgl_typename(L, 2));
   static const char *const names[] = {"retain_graph", NULL};
   mgl_checkopts(L, opts, names, "backward");
   bool retain = mgl_optbool(L, opts, "retain_graph", false, "backward");
@@ -171,9 +171,9 @@ static int fn_call(lua_State *L) {
 static int l_Function(lua_State *L) {
   mgl_checktype(L, 1, LUA_TTABLE, "Function", "a table {forward = f, backward = g}");
   lua_getfield(L, 1, "forward");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'forward' must be a function, got %s", luaL_typename(L, -1));
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'forward' must be a function, got %s", mgl_typename(L, -1));
   lua_getfield(L, 1, "backward");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'backward' must be a function, got %s", luaL_typename(L, -1));
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'backward' must be a function, got %s", mgl_typename(L, -1));
   lua_pop(L, 2);
   lua_newtable(L);
   lua_pushnil(L);

@@ -151,7 +151,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
     }
     default:
       luaL_error(L, "save: value at '%s' is a %s; only tensors, numbers, strings, booleans and tables can be saved",
-                 where, luaL_typename(L, v));
+                 where, mgl_typename(L, v));
       return;
     }
     if (reserved(prefix)) luaL_error(L, "save: key '%s' is reserved for moongrad's own metadata", prefix);
@@ -189,7 +189,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
         luaL_error(L, "save: key '%s' (in '%s') would make an empty part of a dotted name", e->s, where);
     } else {
       luaL_error(L, "save: keys must be strings or integers; the table at '%s' has a %s key", where,
-                 lua_type(L, -1) == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -1));
+                 lua_type(L, -1) == LUA_TNUMBER ? "non-integer number" : mgl_typename(L, -1));
     }
   }
   qsort(keys, k, sizeof *keys, key_cmp);
@@ -235,7 +235,7 @@ static int l_save(lua_State *L) {
     lua_setfield(L, -2, "tensor");
     lua_replace(L, 2);
   } else if (!lua_istable(L, 2)) {
-    return luaL_error(L, "save: expected a tensor or a table, got %s", luaL_typename(L, 2));
+    return luaL_error(L, "save: expected a tensor or a table, got %s", mgl_typename(L, 2));
   }
   flatten(L, &w, 2, "", 0, 0);
   int n = (int)lua_rawlen(L, 3), nt = 0, nm = 0;

@@ -272,7 +272,7 @@ int mgl_push(lua_State *L, mg_tensor *t) {
 int mgl_dim(lua_State *L, int idx, int ndim, const char *op) {
   if (!lua_isinteger(L, idx)) {
     if (lua_type(L, idx) == LUA_TNUMBER) luaL_error(L, "%s: dim must be an integer, got %s", op, lua_tostring(L, idx));
-    luaL_error(L, "%s: argument #%d: expected a dim (integer), got %s", op, idx, luaL_typename(L, idx));
+    luaL_error(L, "%s: argument #%d: expected a dim (integer), got %s", op, idx, mgl_typename(L, idx));
   }
   lua_Integer d = lua_tointeger(L, idx);
   int n = ndim ? ndim : 1;
@@ -290,7 +290,7 @@ static int64_t shape_item(lua_State *L, int idx, const char *op, int k) {
   int isint;
   lua_Integer v = lua_tointegerx(L, idx, &isint);
   if (!isint) luaL_error(L, "%s: size #%d must be an integer, got %s", op, k, lua_type(L, idx) == LUA_TNUMBER ?
-                         lua_tostring(L, idx) : luaL_typename(L, idx));
+                         lua_tostring(L, idx) : mgl_typename(L, idx));
   if (v < -1) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, k, (long long)v);
   return (int64_t)v;
 }
@@ -328,7 +328,7 @@ double mgl_optnum(lua_State *L, int opts, const char *key, double def, const cha
   lua_getfield(L, opts, key);
   double v = def;
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", op, key, luaL_typename(L, -1));
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", op, key, mgl_typename(L, -1));
     v = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
@@ -340,7 +340,7 @@ bool mgl_optbool(lua_State *L, int opts, const char *key, bool def, const char *
   lua_getfield(L, opts, key);
   bool v = def;
   if (!lua_isnil(L, -1)) {
-    if (!lua_isboolean(L, -1)) luaL_error(L, "%s: option '%s' must be a boolean, got %s", op, key, luaL_typename(L, -1));
+    if (!lua_isboolean(L, -1)) luaL_error(L, "%s: option '%s' must be a boolean, got %s", op, key, mgl_typename(L, -1));
     v = lua_toboolean(L, -1);
   }
   lua_pop(L, 1);
@@ -355,7 +355,7 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op) {
     const char *s = lua_tostring(L, -1);
     if (s && (!strcmp(s, "float32") || !strcmp(s, "float"))) dt = MG_F32;
     else if (s && (!strcmp(s, "float64") || !strcmp(s, "double"))) dt = MG_F64;
-    else luaL_error(L, "%s: unknown dtype '%s' (expected \"float32\" or \"float64\")", op, s ? s : luaL_typename(L, -1));
+    else luaL_error(L, "%s: unknown dtype '%s' (expected \"float32\" or \"float64\")", op, s ? s : mgl_typename(L, -1));
   }
   lua_pop(L, 1);
   return dt;
@@ -363,7 +363,7 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op) {
 
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op) {
   if (lua_isnoneornil(L, opts)) return;
-  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", op, luaL_typename(L, opts));
+  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", op, mgl_typename(L, opts));
   lua_pushnil(L);
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
@@ -375,7 +375,7 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
       luaL_buffinit(L, &b);
       for (int i = 0; names[i]; i++) { if (i) luaL_addstring(&b, ", "); luaL_addstring(&b, names[i]); }
       luaL_pushresult(&b);
-      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : mgl_typename(L, -2);
       luaL_error(L, "%s: unknown option '%s' (accepted: %s)", op, key, lua_tostring(L, -1));
     }
   }

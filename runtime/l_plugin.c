@@ -35,19 +35,19 @@ static void to_hpval(lua_State *L, int idx, mg_hpval *v) {
     case LUA_TSTRING: v->type = MG_HV_STRING; v->str = lua_tostring(L, idx); break;
     default:
       if ((v->t = mgl_test(L, idx))) v->type = MG_HV_TENSOR;
-      else { v->type = MG_HV_OTHER; v->str = luaL_typename(L, idx); }
+      else { v->type = MG_HV_OTHER; v->str = mgl_typename(L, idx); }
   }
 }
 
 /* read the options table at idx into opts (strings stay valid while the table lives) */
 static int read_opts(lua_State *L, int idx, mg_hpval *opts, const char *who) {
   if (lua_isnoneornil(L, idx)) return 0;
-  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", who, luaL_typename(L, idx));
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", who, mgl_typename(L, idx));
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "%s: option names must be strings, got a %s key", who, luaL_typename(L, -2));
+      luaL_error(L, "%s: option names must be strings, got a %s key", who, mgl_typename(L, -2));
     if (n == MAX_OPTS) luaL_error(L, "%s: too many options (at most %d)", who, MAX_OPTS);
     opts[n].name = lua_tostring(L, -2);
     to_hpval(L, -1, &opts[n]);
@@ -97,7 +97,7 @@ static int optim_new(lua_State *L) {
     } else lua_pop(L, 1);
   }
   if (!lua_istable(L, 3))
-    return luaL_error(L, "%s: argument #2: expected an array of parameter tensors, got %s", who, luaL_typename(L, 3));
+    return luaL_error(L, "%s: argument #2: expected an array of parameter tensors, got %s", who, mgl_typename(L, 3));
   lua_Integer np = (lua_Integer)lua_rawlen(L, 3);
   if (np > 1000000) return luaL_error(L, "%s: too many parameters", who);
   mg_tensor **ps = lua_newuserdatauv(L, (size_t)(np ? np : 1) * sizeof *ps, 0);  /* scratch, collected */
@@ -105,7 +105,7 @@ static int optim_new(lua_State *L) {
     lua_rawgeti(L, 3, i);
     ps[i - 1] = mgl_test(L, -1);
     if (mgl_is_closed(L, -1)) return luaL_error(L, "%s: tensor #%d in the parameter list was closed", who, (int)i);
-    if (!ps[i - 1]) return luaL_error(L, "%s: parameter %d is a %s, not a tensor", who, (int)i, luaL_typename(L, -1));
+    if (!ps[i - 1]) return luaL_error(L, "%s: parameter %d is a %s, not a tensor", who, (int)i, mgl_typename(L, -1));
     lua_pop(L, 1);
   }
   mg_hpval opts[MAX_OPTS];
@@ -266,7 +266,7 @@ static void load_entries(lua_State *L, mg_optim *o, int idx, int i, bool apply, 
       if (apply && mg_optim_state_set_num(o, i, name, v)) mgl_error(L);
     } else
       luaL_error(L, "%s: load_state_dict: state '%s' of parameter %d must be a tensor or a number, got %s", who,
-                 name, i + 1, luaL_typename(L, -1));
+                 name, i + 1, mgl_typename(L, -1));
     lua_pop(L, 1);
   }
 }
@@ -275,7 +275,7 @@ static void load_entries(lua_State *L, mg_optim *o, int idx, int i, bool apply, 
 static void load_state(lua_State *L, mg_optim *o, int sd, bool apply, const char *who) {
   lua_getfield(L, sd, "state");
   if (!lua_isnil(L, -1)) {
-    if (!lua_istable(L, -1)) luaL_error(L, "%s: load_state_dict: 'state' must be a table, got %s", who, luaL_typename(L, -1));
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: load_state_dict: 'state' must be a table, got %s", who, mgl_typename(L, -1));
     int st = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, st)) {
@@ -286,7 +286,7 @@ static void load_state(lua_State *L, mg_optim *o, int sd, bool apply, const char
                    luaL_tolstring(L, -1, NULL), mg_optim_nparams(o));
       }
       if (!lua_istable(L, -1))
-        luaL_error(L, "%s: load_state_dict: state of parameter %d must be a table, got %s", who, i + 1, luaL_typename(L, -1));
+        luaL_error(L, "%s: load_state_dict: state of parameter %d must be a table, got %s", who, i + 1, mgl_typename(L, -1));
       load_entries(L, o, -1, i, apply, who);
       lua_pop(L, 1);
     }
@@ -301,7 +301,7 @@ static int optim_load_state_dict(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   char who[96];
   snprintf(who, sizeof who, "optim %s", mg_optim_name(o));
-  if (!lua_istable(L, 2)) return luaL_error(L, "%s: load_state_dict: expected a table, got %s", who, luaL_typename(L, 2));
+  if (!lua_istable(L, 2)) return luaL_error(L, "%s: load_state_dict: expected a table, got %s", who, mgl_typename(L, 2));
   lua_settop(L, 2);
   lua_getfield(L, 2, "optim");
   if (!lua_isnil(L, -1) && (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), mg_optim_name(o)) != 0))
@@ -317,7 +317,7 @@ static int optim_load_state_dict(lua_State *L) {
   int hps = lua_gettop(L), nv = 0;
   mg_hpval vals[MAX_OPTS];
   if (!lua_isnil(L, hps) && !lua_istable(L, hps))
-    return luaL_error(L, "%s: load_state_dict: 'hparams' must be a table, got %s", who, luaL_typename(L, hps));
+    return luaL_error(L, "%s: load_state_dict: 'hparams' must be a table, got %s", who, mgl_typename(L, hps));
   load_state(L, o, 2, false, who);  /* raises on any malformed entry, nothing changed yet */
   if (lua_istable(L, hps)) {
     lua_pushnil(L);
@@ -356,7 +356,7 @@ static int optim_index(lua_State *L) {
 static int optim_newindex(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   mg_hpval v;
-  if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "optim %s: cannot set a %s key", mg_optim_name(o), luaL_typename(L, 2));
+  if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "optim %s: cannot set a %s key", mg_optim_name(o), mgl_typename(L, 2));
   v.name = lua_tostring(L, 2);
   to_hpval(L, 3, &v);
   if (mg_optim_set_hparam(o, &v)) return mgl_error(L);
@@ -452,7 +452,7 @@ static int loss_tostring(lua_State *L) {
 /* ---- plugin management ---------------------------------------------------------------- */
 
 static int l_load_plugin(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "load_plugin", "a plugin file path");
   mg_rt *rt = mgl_rt(L);
   if (!mg_plugin_script_load_allowed(rt))
     return luaL_error(L, "load_plugin: %s: loading plugins from scripts is disabled by the host", path);
@@ -488,7 +488,7 @@ static int l_plugins(lua_State *L) {
 }
 
 static int l_add_plugin_dir(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
+  const char *dir = mgl_checkstring(L, 1, "add_plugin_dir", "a directory path");
   if (!mg_plugin_script_load_allowed(mgl_rt(L)))
     return luaL_error(L, "add_plugin_dir: %s: loading plugins from scripts is disabled by the host", dir);
   if (mg_plugin_add_dir(mgl_rt(L), dir)) return mgl_error(L);

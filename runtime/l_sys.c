@@ -11,7 +11,7 @@ static int l_clock(lua_State *L) {
 }
 
 static int l_manual_seed(lua_State *L) {
-  if (!lua_isinteger(L, 1)) return luaL_error(L, "manual_seed: expected an integer seed, got %s", luaL_typename(L, 1));
+  if (!lua_isinteger(L, 1)) return luaL_error(L, "manual_seed: expected an integer seed, got %s", mgl_typename(L, 1));
   mg_manual_seed(mgl_rt(L), (uint64_t)lua_tointeger(L, 1));
   return 0;
 }

@@ -21,7 +21,7 @@ static int shape_and_opts(lua_State *L, int from, int64_t *shape, mg_dtype *dt, 
   for (int d = 0; d < nd; d++)
     if (shape[d] < 0) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, d + 1, (long long)shape[d]);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
-    luaL_error(L, "%s: argument #%d: expected a size or an options table, got %s", op, next, luaL_typename(L, next));
+    luaL_error(L, "%s: argument #%d: expected a size or an options table, got %s", op, next, mgl_typename(L, next));
   mgl_checkopts(L, next, create_opts, op);
   *dt = mgl_optdtype(L, next, MG_F32, op);
   *rg = mgl_optbool(L, next, "requires_grad", false, op);
@@ -56,8 +56,8 @@ static int l_full(lua_State *L) {
   int nd;
   if (lua_istable(L, 1)) nd = mgl_shape(L, 1, shape, "full", NULL);
   else if (lua_type(L, 1) == LUA_TNUMBER) { shape[0] = mgl_checkinteger(L, 1, "full", "a size (integer)"); nd = 1; }
-  else return luaL_error(L, "full: argument #1: expected a shape table, got %s", luaL_typename(L, 1));
-  if (lua_type(L, 2) != LUA_TNUMBER) return luaL_error(L, "full: argument #2: expected a fill value, got %s", luaL_typename(L, 2));
+  else return luaL_error(L, "full: argument #1: expected a shape table, got %s", mgl_typename(L, 1));
+  if (lua_type(L, 2) != LUA_TNUMBER) return luaL_error(L, "full: argument #2: expected a fill value, got %s", mgl_typename(L, 2));
   double v = lua_tonumber(L, 2);
   mgl_checkopts(L, 3, create_opts, "full");
   for (int d = 0; d < nd; d++) if (shape[d] < 0) luaL_error(L, "full: size #%d is negative", d + 1);
@@ -160,7 +160,7 @@ static int l_ones_like(lua_State *L) { return like(L, 1, "ones_like"); }
 /* mg.tensor(number | nested table [, opts]) */
 static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *nd) {
   if (lua_type(L, idx) == LUA_TNUMBER) { *nd = depth; return; }
-  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
+  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", mgl_typename(L, idx));
   if (depth >= MG_MAX_DIMS) luaL_error(L, "tensor: nesting deeper than %d dims", MG_MAX_DIMS);
   shape[depth] = (int64_t)lua_rawlen(L, idx);
   if (shape[depth] == 0) { *nd = depth + 1; return; }
@@ -172,13 +172,13 @@ static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *
 static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t *shape, double *out, int64_t *k) {
   if (depth == nd) {
     if (lua_type(L, idx) != LUA_TNUMBER)
-      luaL_error(L, "tensor: expected a number at depth %d, got %s (ragged nesting?)", depth, luaL_typename(L, idx));
+      luaL_error(L, "tensor: expected a number at depth %d, got %s (ragged nesting?)", depth, mgl_typename(L, idx));
     out[(*k)++] = lua_tonumber(L, idx);
     return;
   }
   if (!lua_istable(L, idx) || (int64_t)lua_rawlen(L, idx) != shape[depth])
     luaL_error(L, "tensor: ragged nested table: expected %d elements at depth %d, got %s", (int)shape[depth], depth + 1,
-               lua_istable(L, idx) ? lua_pushfstring(L, "%d", (int)lua_rawlen(L, idx)) : luaL_typename(L, idx));
+               lua_istable(L, idx) ? lua_pushfstring(L, "%d", (int)lua_rawlen(L, idx)) : mgl_typename(L, idx));
   for (int64_t i = 1; i <= shape[depth]; i++) {
     lua_rawgeti(L, idx, i);
     nested_fill(L, lua_gettop(L), depth + 1, nd, shape, out, k);
@@ -257,7 +257,7 @@ static int64_t elem_offset(lua_State *L, mg_tensor *t, int from, const char *op)
     if (!lua_isinteger(L, from + d)) {
       char b[128];
       luaL_error(L, "%s: expected %d integer indices for a tensor of shape %s, argument #%d is %s", op, t->ndim,
-                 mg_shape_str(t, b, sizeof b), from + d, lua_isnone(L, from + d) ? "missing" : luaL_typename(L, from + d));
+                 mg_shape_str(t, b, sizeof b), from + d, lua_isnone(L, from + d) ? "missing" : mgl_typename(L, from + d));
     }
     lua_Integer i = lua_tointeger(L, from + d);
     if (i < 0) i += t->shape[d] + 1;
@@ -292,7 +292,7 @@ static int m_set(lua_State *L) {
     return luaL_error(L, "set: expected %d indices and a value for a tensor of shape %s, got %d arguments", t->ndim,
                       mg_shape_str(t, b, sizeof b), n - 1);
   }
-  if (lua_type(L, n) != LUA_TNUMBER) return luaL_error(L, "set: value must be a number, got %s", luaL_typename(L, n));
+  if (lua_type(L, n) != LUA_TNUMBER) return luaL_error(L, "set: value must be a number, got %s", mgl_typename(L, n));
   if (mg_check_inplace("set", t, NULL)) return mgl_error(L);
   int64_t off = elem_offset(L, t, 2, "set");
   double v = lua_tonumber(L, n);
@@ -602,7 +602,7 @@ static int mm_index(lua_State *L) {
     if (i < 0) i += t->shape[0] + 1;
     return mgl_push(L, mg_select(t, 0, i - 1));
   }
-  return luaL_error(L, "index: expected an integer index or a method name, got %s", luaL_typename(L, 2));
+  return luaL_error(L, "index: expected an integer index or a method name, got %s", mgl_typename(L, 2));
 }
 
 static int mm_newindex(lua_State *L) {
@@ -643,7 +643,7 @@ static int mm_newindex(lua_State *L) {
     t->requires_grad = v;
     return 0;
   }
-  return luaL_error(L, "tensor: cannot set field '%s' (tensors have no custom fields)", k ? k : luaL_typename(L, 2));
+  return luaL_error(L, "tensor: cannot set field '%s' (tensors have no custom fields)", k ? k : mgl_typename(L, 2));
 }
 
 static int arith(lua_State *L, mg_binop op, const char *name) {

@@ -73,7 +73,7 @@ local cases = {
   {function() return mg.save(dir, mg.ones(2)) end, "save: " .. dir .. ": cannot write", "save onto a directory"},
   {function() return mg.save(P("a.st"), {f = print}) end, "save: value at 'f' is a function", "save a table holding a function"},
   {function() return mg.save(P("a.st"), {c = coroutine.create(print)}) end, "save: value at 'c' is a thread", "save a table holding a coroutine"},
-  {function() return mg.save(P("a.st"), {u = io.stdout}) end, "save: value at 'u' is a userdata", "save a table holding a file"},
+  {function() return mg.save(P("a.st"), {u = io.stdout}) end, "save: value at 'u' is a FILE*", "save a table holding a file"},
   {function() return mg.save(P("a.st"), cyc) end, "contains itself (a cycle)", "save a cyclic table"},
   {function() return mg.save(P("a.st"), {[true] = 1}) end, "save: keys must be strings or integers", "save a boolean key"},
   {function() return mg.save(P("a.st"), {[""] = 1}) end, "save: empty key in the table at", "save an empty key"},
@@ -167,7 +167,7 @@ local cases = {
   {function() return mg.manual_seed() end, "manual_seed: expected an integer seed, got no value", "seed without a value"},
   {function() return mg.load_plugin(P("missing.so")) end, "load_plugin: " .. P("missing.so") .. ": no such file", "load_plugin missing file"},
   {function() return mg.load_plugin(P("metrics.csv")) end, "load_plugin: " .. P("metrics.csv") .. ": cannot load", "load_plugin a text file"},
-  {function() return mg.load_plugin() end, "bad argument #1 to 'load_plugin' (string expected, got no value)", "load_plugin without a path"},
+  {function() return mg.load_plugin() end, "load_plugin: argument #1: expected a plugin file path, got no value", "load_plugin without a path"},
   {function() return mg.load_plugin("") end, "load_plugin: empty path", "load_plugin empty path"},
 }
 
