@@ -16,8 +16,9 @@ static int binop(lua_State *L, mg_binop op, const char *name) {
 static int m_add(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {  /* a:add(b, alpha) = a + alpha * b */
     mg_tensor *a = mgl_check(L, 1, "add"), *tb;
+    double alpha = mgl_checknumber(L, 3, "add", "a number (alpha)");  /* before tb exists: may raise */
     mg_tensor *b = mgl_operand(L, 2, "add", a->dtype, &tb);
-    mg_tensor *k = mg_scalar(a->rt, b->dtype, mgl_checknumber(L, 3, "add", "a number (alpha)"));
+    mg_tensor *k = mg_scalar(a->rt, b->dtype, alpha);
     mg_tensor *s = k ? mg_binary(MG_MUL, b, k) : NULL;
     mg_tensor *r = s ? mg_binary(MG_ADD, a, s) : NULL;
     mg_release(tb); mg_release(k); mg_release(s);
@@ -102,6 +103,8 @@ static int l_where(lua_State *L) {
   mg_tensor *a0 = mgl_test(L, 2), *b0 = mgl_test(L, 3);
   mg_dtype dt = a0 ? a0->dtype : b0 ? b0->dtype : MG_F32;
   mg_tensor *ta, *tb;
+  if (lua_type(L, 3) != LUA_TNUMBER && !mgl_test(L, 3))  /* raise before ta exists */
+    mgl_argerror(L, 3, "where", "a tensor or a number");
   mg_tensor *a = mgl_operand(L, 2, "where", dt, &ta), *b = mgl_operand(L, 3, "where", dt, &tb);
   mg_tensor *r = mg_where(c, a, b);
   mg_release(ta);
@@ -111,8 +114,8 @@ static int l_where(lua_State *L) {
 
 static int inplace(lua_State *L, mg_binop op, const char *name) {
   mg_tensor *t = mgl_check(L, 1, name), *tmp;
+  double alpha = mgl_optnumber(L, 3, name, "a number (alpha)", 1.0);  /* before tmp exists: may raise */
   mg_tensor *o = mgl_operand(L, 2, name, t->dtype, &tmp);
-  double alpha = mgl_optnumber(L, 3, name, "a number (alpha)", 1.0);
   int r = mg_binary_(op, t, o, alpha);
   mg_release(tmp);
   if (r) return mgl_error(L);

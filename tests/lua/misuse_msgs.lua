@@ -93,6 +93,8 @@ local cases = {
   {function() return t:normal_(0, {}) end, "normal_: argument #3: expected a number (std), got table", "normal_ std"},
   {function() return t:add(t, "x") end, "add: argument #3: expected a number (alpha), got string", "add alpha"},
   {function() return t:sub_(1, {}) end, "sub_: argument #3: expected a number (alpha), got table", "sub_ alpha"},
+  {function() return t:add(1, "x") end, "add: argument #3: expected a number (alpha), got string", "add(number, bad alpha) (no leak)"},
+  {function() return mg.where(t, 1, "x") end, "where: argument #3: expected a tensor or a number, got string", "where(c, number, bad) (no leak)"},
   {function() return mg.full(1.5, 0) end, "full: argument #1: expected a size (integer), got 1.5", "full size"},
   {function() return mg.randint(1, "x", {2}) end, "randint: argument #2: expected an integer (hi), got string", "randint hi"},
   {function() return mg.range(1, {}) end, "range: argument #2: expected a number (stop), got table", "range stop"},
