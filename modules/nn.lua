@@ -617,10 +617,14 @@ function Sequential:forward(x, ...)
 end
 -- seq:add(m): append a module
 function Sequential:add(m)
-  if not is_module(m) then error("Sequential:add: expected a module, got " .. type(m), 2) end
+  if not is_module(m) then
+    error("Sequential:add: expected a module, got " .. type(m) ..
+          (m == nil and " (did you call seq.add(m) instead of seq:add(m)?)" or ""), 2)
+  end
   self:add_module(tostring(#self:children() + 1), m)
   return self
 end
+mg._guard_methods(Sequential, "Sequential", "m", "an nn module", is_module, { init = true, forward = true })
 Sequential.append = Sequential.add
 
 -- ModuleList{...}: an indexable list of modules whose parameters are registered

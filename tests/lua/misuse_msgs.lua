@@ -56,6 +56,10 @@ local cases = {
     local net = Net()
     return #net:forward(t):shape() == 2 and net(t):size(2) == 2 and #net:parameters() == 2 or error("wrong")
   end, nil, "user module with ':' and __call works"},
+  {function() local s = mg.nn.Sequential{}; local r = s.add(mg.nn.ReLU()); return r end,
+    "Sequential:add: expected a module, got nil (did you call seq.add(m) instead of seq:add(m)?)", "seq.add(m)"},
+  {function() local s = mg.nn.Sequential{}; local r = s.add(); return r end,
+    "Sequential:add: expected an nn module as self (did you call m.add(...) instead of m:add(...)?), got no value", "seq.add()"},
   {function() local m = mg.nn.Linear(3, 2); local p = m.parameters(); return p end,
     "nn.Module:parameters: expected an nn module as self (did you call m.parameters(...) instead of m:parameters(...)?), got no value", "model.parameters()"},
   {function() local m = mg.nn.Linear(3, 2); local r = m.zero_grad(); return r end,
