@@ -127,7 +127,7 @@ end
 -- restores the schedule position and sets opt.lr to the lr of that epoch
 function Sched:load_state_dict(sd)
   local who = self.kind .. ":load_state_dict"
-  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. type(sd), 2) end
+  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. mg._typename(sd), 2) end
   if sd.kind ~= nil and sd.kind ~= self.kind then
     error(fmt("%s: state is from a %s scheduler", who, tostring(sd.kind)), 2)
   end
@@ -203,7 +203,7 @@ end
 
 -- mg.optim.LinearLR(opt [, {start_factor = 1/3, end_factor = 1, total_iters = 5}])
 function O.LinearLR(opt, o)
-  if o ~= nil and type(o) ~= "table" then error("LinearLR: options must be a table, got " .. type(o), 2) end
+  if o ~= nil and type(o) ~= "table" then error("LinearLR: options must be a table, got " .. mg._typename(o), 2) end
   return linear("LinearLR", opt, o or {})
 end
 
@@ -253,7 +253,7 @@ local PLATEAU_OPTS = { mode = true, factor = true, patience = true, threshold = 
 
 function O.ReduceLROnPlateau(opt, o)
   local who = "ReduceLROnPlateau"
-  if o ~= nil and type(o) ~= "table" then error(who .. ": options must be a table, got " .. type(o), 2) end
+  if o ~= nil and type(o) ~= "table" then error(who .. ": options must be a table, got " .. mg._typename(o), 2) end
   o = o or {}
   for k in pairs(o) do
     if not PLATEAU_OPTS[k] then
@@ -296,7 +296,7 @@ function Plateau:step(metric)
   if type(metric) ~= "number" then
     local ok, v = pcall(function() return metric:item() end)
     if not ok or type(v) ~= "number" then
-      error("ReduceLROnPlateau:step: expected the metric as a number, got " .. type(metric), 2)
+      error("ReduceLROnPlateau:step: expected the metric as a number, got " .. mg._typename(metric), 2)
     end
     metric = v
   end
@@ -329,7 +329,7 @@ function Plateau:state_dict()
 end
 function Plateau:load_state_dict(sd)
   local who = "ReduceLROnPlateau:load_state_dict"
-  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. type(sd), 2) end
+  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. mg._typename(sd), 2) end
   if sd.kind ~= nil and sd.kind ~= self.kind then
     error(fmt("%s: state is from a %s scheduler", who, tostring(sd.kind)), 2)
   end

@@ -157,8 +157,8 @@ local cases = {
 
   -- nn forward with wrong inputs
   {function() return lin(mg.zeros(2, 5)) end, "Linear(4 -> 3): input {2,5} has 5 features in its last dim, expected 4", "Linear wrong features"},
-  {function() return lin(nil) end, "linear: argument #1: expected a tensor, got nil", "Linear(nil)"},
-  {function() return lin(5) end, "linear: argument #1: expected a tensor, got number", "Linear(number)"},
+  {function() return lin(nil) end, "Linear:forward: argument #1: expected a tensor, got nil", "Linear(nil)"},
+  {function() return lin(5) end, "Linear:forward: argument #1: expected a tensor, got number", "Linear(number)"},
   {function() return lin(mg.tensor(1)) end, "linear: input of shape {} and weight of shape {3,4} do not match", "Linear(0-dim)"},
   {function() return seq(mg.zeros(2, 3)) end, "Linear(4 -> 3)", "Sequential wrong input names the layer"},
   {function() return nn.Conv2d(3, 8, 3)(mg.zeros(1, 4, 8, 8)) end, "Conv2d(3 -> 8): expected input (N, 3, H, W), got {1,4,8,8}", "Conv2d wrong channels"},
@@ -170,10 +170,10 @@ local cases = {
   {function() return nn.Embedding(10, 4)(mg.tensor({11})) end, "embedding: index 11 is out of range for dim 1 of size 10", "Embedding index out of range"},
   {function() return nn.Embedding(10, 4)(mg.tensor({0.5})) end, "embedding: index 0.5 is not an integer (indices must be whole numbers)", "Embedding fractional index"},
   {function() return nn.LSTM(4, 8)(mg.zeros(5, 2, 3)) end, "LSTM: input {5,2,3} has 3 features, expected 4", "LSTM wrong features"},
-  {function() return nn.LSTM(4, 8)(mg.zeros(5, 2, 4), mg.zeros(1, 2, 8)) end, "LSTM: the initial state must be a table {h0, c0}, got userdata", "LSTM state not a pair"},
+  {function() return nn.LSTM(4, 8)(mg.zeros(5, 2, 4), mg.zeros(1, 2, 8)) end, "LSTM: the initial state must be a table {h0, c0}, got tensor", "LSTM state not a pair"},
   {function() return nn.LSTM(4, 8)(mg.zeros(5, 2, 4), {mg.zeros(1, 2, 7), mg.zeros(1, 2, 8)}) end, "LSTM: initial state 1 must have shape", "LSTM state wrong shape"},
   {function() return nn.GRU(4, 8)(mg.zeros(5, 2, 4), {}) end, "GRU: the initial state must be a tensor h0, got table", "GRU state not a tensor"},
-  {function() return nn.GRU(4, 8)("x") end, "GRU: expected an input tensor, got string", "GRU string input"},
+  {function() return nn.GRU(4, 8)("x") end, "GRU:forward: argument #1: expected a tensor, got string", "GRU string input"},
   {function() return nn.Module:extend("Net")()(mg.zeros(1)) end, "Net: forward is not implemented (define Net:forward)", "module without forward"},
 
   -- state dicts
