@@ -80,7 +80,7 @@ function D.fashion_mnist(split, dir)
   local prefix = ({ train = "train", test = "t10k" })[split]
   if not prefix then
     error(fmt("data.fashion_mnist: split must be 'train' or 'test', got %s",
-              type(split) == "string" and ("'" .. split .. "'") or type(split)), 2)
+              type(split) == "string" and ("'" .. split .. "'") or mg._typename(split)), 2)
   end
   if dir ~= nil and type(dir) ~= "string" then
     error(fmt("data.fashion_mnist: dir must be a string, got %s", mg._typename(dir)), 2)

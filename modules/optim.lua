@@ -20,7 +20,7 @@ local function getlr(opt, who)
   local ok, lr = pcall(function() return opt.lr end)
   if not ok or type(lr) ~= "number" then
     error(fmt("%s: expected an optimizer with a numeric 'lr' field, got %s", who,
-              type(opt) .. ((ok and opt ~= nil) and " without a numeric lr" or "")), 3)
+              mg._typename(opt) .. ((ok and opt ~= nil) and " without a numeric lr" or "")), 3)
   end
   return lr
 end
@@ -108,7 +108,10 @@ end
 function Sched:get_lr() return self.last_lr end
 Sched.get_last_lr = Sched.get_lr
 -- the lr of the closed form at any epoch, without changing anything
-function Sched:lr_at(epoch) return closed[self.kind](self, epoch) end
+function Sched:lr_at(epoch)
+  check(num(epoch) and epoch == floor(epoch), self.kind .. ":lr_at", "epoch must be an integer", epoch)
+  return closed[self.kind](self, epoch)
+end
 
 function Sched:state_dict()
   local sd = { kind = self.kind, last_epoch = self.last_epoch, base_lr = self.base_lr }
