@@ -12,9 +12,9 @@ local function flat_get(t, i)
 end
 
 function mg.gradcheck(fn, inputs, opts)
-  if type(fn) ~= "function" then error("gradcheck: argument #1: expected a function, got " .. type(fn), 2) end
-  if type(inputs) ~= "table" then error("gradcheck: argument #2: expected a table of inputs, got " .. type(inputs), 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("gradcheck: argument #3: expected an options table, got " .. type(opts), 2) end
+  if type(fn) ~= "function" then error("gradcheck: argument #1: expected a function, got " .. mg._typename(fn), 2) end
+  if type(inputs) ~= "table" then error("gradcheck: argument #2: expected a table of inputs, got " .. mg._typename(inputs), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("gradcheck: argument #3: expected an options table, got " .. mg._typename(opts), 2) end
   opts = opts or {}
   for k, v in pairs(opts) do
     if k ~= "eps" and k ~= "atol" and k ~= "rtol" then
@@ -27,11 +27,11 @@ function mg.gradcheck(fn, inputs, opts)
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
   local function eval()
     local out = mg.no_grad(fn, table.unpack(inputs))
-    if type(out) ~= "userdata" then error("gradcheck: fn must return a tensor, got " .. type(out), 3) end
+    if type(out) ~= "userdata" then error("gradcheck: fn must return a tensor, got " .. mg._typename(out), 3) end
     return out:contiguous():view(-1):totable()
   end
   local y0 = fn(table.unpack(inputs))
-  if type(y0) ~= "userdata" then error("gradcheck: fn must return a tensor, got " .. type(y0), 2) end
+  if type(y0) ~= "userdata" then error("gradcheck: fn must return a tensor, got " .. mg._typename(y0), 2) end
   local n_out = y0:numel()
   local report, worst = {}, 0
   for k, x in ipairs(inputs) do

@@ -26,7 +26,7 @@ local function is_tensor(v) return type(v) == "userdata" and getmetatable(v) ~= 
 
 local function check_opts(op, opts, names)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fmt("%s: options must be a table, got %s", op, type(opts)), 3) end
+  if type(opts) ~= "table" then error(fmt("%s: options must be a table, got %s", op, mg._typename(opts)), 3) end
   for k in pairs(opts) do
     local known = false
     for _, n in ipairs(names) do if k == n then known = true end end
@@ -38,17 +38,17 @@ local function check_opts(op, opts, names)
 end
 
 function D.idx(path)
-  if type(path) ~= "string" then error(fmt("data.idx: expected a file path (string), got %s", type(path)), 2) end
+  if type(path) ~= "string" then error(fmt("data.idx: expected a file path (string), got %s", mg._typename(path)), 2) end
   local t = call(idx_raw, path) -- not a tail call: keeps the caller's line for errors
   return t
 end
 
 function D.csv(path, opts)
-  if type(path) ~= "string" then error(fmt("data.csv: expected a file path (string), got %s", type(path)), 2) end
+  if type(path) ~= "string" then error(fmt("data.csv: expected a file path (string), got %s", mg._typename(path)), 2) end
   opts = check_opts("data.csv", opts, { "header", "delimiter" })
   local header, delim = opts.header, opts.delimiter
   if header ~= nil and type(header) ~= "boolean" then
-    error(fmt("data.csv: option 'header' must be a boolean, got %s", type(header)), 2)
+    error(fmt("data.csv: option 'header' must be a boolean, got %s", mg._typename(header)), 2)
   end
   if delim ~= nil and (type(delim) ~= "string" or #delim ~= 1) then
     error(fmt("data.csv: option 'delimiter' must be a one-character string, got %s",
@@ -80,10 +80,10 @@ function D.fashion_mnist(split, dir)
   local prefix = ({ train = "train", test = "t10k" })[split]
   if not prefix then
     error(fmt("data.fashion_mnist: split must be 'train' or 'test', got %s",
-              type(split) == "string" and ("'" .. split .. "'") or type(split)), 2)
+              type(split) == "string" and ("'" .. split .. "'") or mg._typename(split)), 2)
   end
   if dir ~= nil and type(dir) ~= "string" then
-    error(fmt("data.fashion_mnist: dir must be a string, got %s", type(dir)), 2)
+    error(fmt("data.fashion_mnist: dir must be a string, got %s", mg._typename(dir)), 2)
   end
   local dirs = {}
   if dir then dirs[1] = dir
@@ -130,11 +130,11 @@ function D.DataLoader(tensors, opts)
   local op = "data.DataLoader"
   if is_tensor(tensors) then tensors = { tensors } end
   if type(tensors) ~= "table" or #tensors == 0 then
-    error(op .. ": expected a list of tensors {x, y, ...}, got " .. type(tensors), 2)
+    error(op .. ": expected a list of tensors {x, y, ...}, got " .. mg._typename(tensors), 2)
   end
   local n
   for i, t in ipairs(tensors) do
-    if not is_tensor(t) then error(fmt("%s: element %d is a %s, expected a tensor", op, i, type(t)), 2) end
+    if not is_tensor(t) then error(fmt("%s: element %d is a %s, expected a tensor", op, i, mg._typename(t)), 2) end
     if t:dim() == 0 then error(fmt("%s: tensor %d is 0-dim; batches are taken along dim 1", op, i), 2) end
     local m = t:size(1)
     if n and m ~= n then
@@ -150,7 +150,7 @@ function D.DataLoader(tensors, opts)
   end
   for _, k in ipairs({ "shuffle", "drop_last" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
-      error(fmt("%s: option '%s' must be a boolean, got %s", op, k, type(opts[k])), 2)
+      error(fmt("%s: option '%s' must be a boolean, got %s", op, k, mg._typename(opts[k])), 2)
     end
   end
   bs = floor(bs)
@@ -187,5 +187,6 @@ function DataLoader:iter()
     return table.unpack(out, 1, k)
   end
 end
+mg._guard_methods(DataLoader, "DataLoader", "loader", "a DataLoader", function(v) return getmetatable(v) == DataLoader end)
 
 return D

@@ -42,7 +42,7 @@ local function boolstr(b) return b and "true" or "false" end
 
 local function check_opts(who, opts, names)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fmt("%s: options must be a table, got %s", who, type(opts)), 3) end
+  if type(opts) ~= "table" then error(fmt("%s: options must be a table, got %s", who, mg._typename(opts)), 3) end
   local ok = {}
   for _, n in ipairs(names) do ok[n] = true end
   for k in pairs(opts) do
@@ -188,12 +188,33 @@ local function inst_call(self, ...) return self:forward(...) end
 local function inst_tostring(self) return self:__repr(true) end
 local function inst_len(self) return rawlen(self) end
 
+-- m.forward(x) instead of m:forward(x): every class's forward (and extra_repr) checks its
+-- self; the forward of a built-in layer (C.__tensor_input) also checks that x is a tensor
+local GUARDED = { forward = true, extra_repr = true }
+local function guard(C, k, f)
+  local self_error, who = mg._self_error, C.__classname .. ":" .. k
+  return function(...)
+    local self, x = ...
+    if not is_module(self) then self_error(who, "m", k, "an nn module", select("#", ...), self) end
+    if k == "forward" and rawget(C, "__tensor_input") and not is_tensor(x) then
+      error(fmt("%s: argument #1: expected a tensor, got %s", who, select("#", ...) < 2 and "no value" or mg._typename(x)), 2)
+    end
+    return f(...)
+  end
+end
+
+local function class_newindex(C, k, v)
+  if GUARDED[k] and type(v) == "function" then v = guard(C, k, v) end
+  rawset(C, k, v)
+end
+
 local function make_class(name, parent)
   local C = { __classname = name }
   C.__imt = { __index = C, __newindex = inst_newindex, __call = inst_call,
               __tostring = inst_tostring, __len = inst_len, __name = "moongrad.nn." .. name }
   return setmetatable(C, {
     __index = parent,
+    __newindex = class_newindex,
     __call = function(cls, ...) return cls:new(...) end,
     __tostring = function() return "class " .. name end,
   })
@@ -205,7 +226,7 @@ function Module:extend(name)
     error("extend: call it on a class, e.g. mg.nn.Module:extend(\"Net\")", 2)
   end
   if name ~= nil and type(name) ~= "string" then
-    error("extend: the class name must be a string, got " .. type(name), 2)
+    error("extend: the class name must be a string, got " .. mg._typename(name), 2)
   end
   return make_class(name or "Module", self)
 end
@@ -232,7 +253,7 @@ function Module:extra_repr() return "" end
 local function reg_name(self, who, name)
   if not is_module(self) then error(who .. ": call it as a method (m:" .. who .. "(...))", 3) end
   if type(name) ~= "string" and math.type(name) ~= "integer" then
-    error(fmt("%s: name must be a string, got %s", who, type(name)), 3)
+    error(fmt("%s: name must be a string, got %s", who, mg._typename(name)), 3)
   end
   name = tostring(name)
   if name:find("%.") or name == "" then error(fmt("%s: bad name '%s' (non-empty, no dots)", who, name), 3) end
@@ -252,7 +273,7 @@ end
 function Module:register_parameter(name, t)
   name = reg_name(self, "register_parameter", name)
   if t ~= nil and not is_tensor(t) then
-    error(fmt("register_parameter: '%s' must be a tensor, got %s", name, type(t)), 2)
+    error(fmt("register_parameter: '%s' must be a tensor, got %s", name, mg._typename(t)), 2)
   end
   if t ~= nil and not t.requires_grad then t:requires_grad_(true) end
   return register(self, name, "param", t)
@@ -261,7 +282,7 @@ end
 function Module:register_buffer(name, t, persistent)
   name = reg_name(self, "register_buffer", name)
   if t ~= nil and not is_tensor(t) then
-    error(fmt("register_buffer: '%s' must be a tensor, got %s", name, type(t)), 2)
+    error(fmt("register_buffer: '%s' must be a tensor, got %s", name, mg._typename(t)), 2)
   end
   register(self, name, persistent == false and "tmpbuf" or "buffer", t)
   return t
@@ -269,7 +290,7 @@ end
 -- m:add_module(name, child)
 function Module:add_module(name, m)
   name = reg_name(self, "add_module", name)
-  if m ~= nil and not is_module(m) then error(fmt("add_module: '%s' must be a module, got %s", name, type(m)), 2) end
+  if m ~= nil and not is_module(m) then error(fmt("add_module: '%s' must be a module, got %s", name, mg._typename(m)), 2) end
   return register(self, name, "module", m)
 end
 
@@ -404,6 +425,7 @@ function Module:eval() check_self(self); return self:train(false) end
 
 -- fn(m) on every module, children before parents (PyTorch's apply)
 function Module:apply(fn)
+  if type(fn) ~= "function" then error("apply: expected a function of a module, got " .. mg._typename(fn), 2) end
   for _, c in ipairs(self:children()) do c:apply(fn) end
   fn(self)
   return self
@@ -487,7 +509,7 @@ end
 -- A shape mismatch is always an error.
 function Module:load_state_dict(sd, strict)
   if type(sd) ~= "table" then
-    error("load_state_dict: expected a table of tensors, got " .. type(sd), 2)
+    error("load_state_dict: expected a table of tensors, got " .. mg._typename(sd), 2)
   end
   if strict == nil then strict = true end
   local flat = flatten_sd(sd, nil, {})
@@ -570,10 +592,20 @@ end
 -- containers
 ---------------------------------------------------------------------------------------------
 
-local function class(name) local C = Module:extend(name); nn[name] = C; return C end
+-- m.parameters() instead of m:parameters(): say so (new, extend: called on classes)
+mg._guard_methods(Module, "nn.Module", "m", "an nn module", is_module, { new = true, extend = true, init = true })
+
+-- built-in classes: their forward takes a tensor first (containers and Identity opt out)
+local function class(name)
+  local C = Module:extend(name)
+  rawset(C, "__tensor_input", true)
+  nn[name] = C
+  return C
+end
 
 -- Sequential{m1, m2, ...} or Sequential(m1, m2, ...): children named "1", "2", ...
 local Sequential = class("Sequential")
+Sequential.__tensor_input = nil  -- its first child checks
 function Sequential:init(...)
   local n, list = select("#", ...), table.pack(...)
   if n == 1 and type(list[1]) == "table" and not is_module(list[1]) then
@@ -587,7 +619,7 @@ function Sequential:init(...)
   end
   for i = 1, n do
     if not is_module(list[i]) then
-      error(fmt("%s: element %d is a %s, expected a module", self.__classname, i, type(list[i])), 3)
+      error(fmt("%s: element %d is a %s, expected a module", self.__classname, i, mg._typename(list[i])), 3)
     end
     self:add_module(tostring(i), list[i])
   end
@@ -599,14 +631,19 @@ function Sequential:forward(x, ...)
 end
 -- seq:add(m): append a module
 function Sequential:add(m)
-  if not is_module(m) then error("Sequential:add: expected a module, got " .. type(m), 2) end
+  if not is_module(m) then
+    error("Sequential:add: expected a module, got " .. mg._typename(m) ..
+          (m == nil and " (did you call seq.add(m) instead of seq:add(m)?)" or ""), 2)
+  end
   self:add_module(tostring(#self:children() + 1), m)
   return self
 end
+mg._guard_methods(Sequential, "Sequential", "m", "an nn module", is_module, { init = true, forward = true })
 Sequential.append = Sequential.add
 
 -- ModuleList{...}: an indexable list of modules whose parameters are registered
 local ModuleList = class("ModuleList")
+ModuleList.__tensor_input = nil
 ModuleList.init, ModuleList.add, ModuleList.append = Sequential.init, Sequential.add, Sequential.add
 function ModuleList:forward()
   error("ModuleList: has no forward; iterate over it with ipairs", 2)
@@ -617,7 +654,7 @@ end
 
 -- a tensor made a parameter (requires_grad set); for user modules
 function nn.Parameter(t)
-  if not is_tensor(t) then error("Parameter: expected a tensor, got " .. type(t), 2) end
+  if not is_tensor(t) then error("Parameter: expected a tensor, got " .. mg._typename(t), 2) end
   if not t.requires_grad then t:requires_grad_(true) end
   return t
 end
@@ -626,10 +663,10 @@ local function param_list(params, who)
   if is_tensor(params) then return { params } end
   if is_module(params) then return params:parameters() end
   if type(params) ~= "table" then
-    error(fmt("%s: expected a list of tensors, a tensor or a module, got %s", who, type(params)), 3)
+    error(fmt("%s: expected a list of tensors, a tensor or a module, got %s", who, mg._typename(params)), 3)
   end
   for i, p in ipairs(params) do
-    if not is_tensor(p) then error(fmt("%s: element %d is a %s, expected a tensor", who, i, type(p)), 3) end
+    if not is_tensor(p) then error(fmt("%s: element %d is a %s, expected a tensor", who, i, mg._typename(p)), 3) end
   end
   return params
 end
@@ -648,7 +685,7 @@ function nn.clip_grad_norm(params, max_norm, norm_type, error_if_nonfinite)
     error("clip_grad_norm: norm_type must be a positive number or math.huge, got " .. tostring(norm_type), 2)
   end
   if error_if_nonfinite ~= nil and type(error_if_nonfinite) ~= "boolean" then
-    error("clip_grad_norm: error_if_nonfinite must be a boolean, got " .. type(error_if_nonfinite), 2)
+    error("clip_grad_norm: error_if_nonfinite must be a boolean, got " .. mg._typename(error_if_nonfinite), 2)
   end
   local grads = {}
   for _, p in ipairs(ps) do if p.grad ~= nil then grads[#grads + 1] = p.grad end end

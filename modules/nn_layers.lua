@@ -288,7 +288,7 @@ function ReLU:forward(x) return x:relu() end
 local LeakyReLU = class("LeakyReLU")
 function LeakyReLU:init(s)
   s = s == nil and 0.01 or s
-  if type(s) ~= "number" then error("LeakyReLU: negative_slope must be a number, got " .. type(s), 2) end
+  if type(s) ~= "number" then error("LeakyReLU: negative_slope must be a number, got " .. mg._typename(s), 2) end
   self.negative_slope = s
 end
 function LeakyReLU:forward(x) return x:leaky_relu(self.negative_slope) end
@@ -327,6 +327,7 @@ function LogSoftmax:forward(x) return mg.log_softmax(x, self.dim) end
 LogSoftmax.extra_repr = dim_repr
 
 local Identity = class("Identity")
+Identity.__tensor_input = nil  -- passes anything through, as PyTorch
 function Identity:forward(x, ...) return x, ... end
 
 ---------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ for cname, plugin in pairs(LOSSES) do
   -- e.g. nn.CrossEntropyLoss({reduction = "sum", label_smoothing = 0.1}); crit(pred, target)
   function C:init(opts)
     if opts ~= nil and type(opts) ~= "table" then
-      error(fmt("%s: options must be a table, got %s", cname, type(opts)), 3)
+      error(fmt("%s: options must be a table, got %s", cname, mg._typename(opts)), 3)
     end
     local copy = {}
     for k, v in pairs(opts or {}) do copy[k] = v end

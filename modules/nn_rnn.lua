@@ -54,7 +54,7 @@ end
 -- checks input and initial states; returns x as (T, B, I), whether unbatched, and the states
 -- (each (num_layers * directions, B, H))
 local function rnn_prepare(self, who, x, states, nstate)
-  if not is_tensor(x) then error(fmt("%s: expected an input tensor, got %s", who, type(x)), 3) end
+  if not is_tensor(x) then error(fmt("%s: expected an input tensor, got %s", who, mg._typename(x)), 3) end
   local unbatched = x:dim() == 2
   if x:dim() ~= 3 and not unbatched then
     error(fmt("%s: expected input (seq, batch, %d)%s or (seq, %d), got %s", who, self.input_size,
@@ -145,7 +145,7 @@ local LSTM = class("LSTM")
 function LSTM:init(inf, hidden, opts) rnn_init(self, "LSTM", 4, inf, hidden, opts) end
 function LSTM:forward(x, hx)
   if hx ~= nil and type(hx) ~= "table" then
-    error("LSTM: the initial state must be a table {h0, c0}, got " .. type(hx), 2)
+    error("LSTM: the initial state must be a table {h0, c0}, got " .. mg._typename(hx), 2)
   end
   local xs, unbatched, st = rnn_prepare(self, "LSTM", x, hx, 2)
   local H = self.hidden_size
@@ -168,7 +168,7 @@ local GRU = class("GRU")
 function GRU:init(inf, hidden, opts) rnn_init(self, "GRU", 3, inf, hidden, opts) end
 function GRU:forward(x, h0)
   if h0 ~= nil and not is_tensor(h0) then
-    error("GRU: the initial state must be a tensor h0, got " .. type(h0), 2)
+    error("GRU: the initial state must be a tensor h0, got " .. mg._typename(h0), 2)
   end
   local xs, unbatched, st = rnn_prepare(self, "GRU", x, { h0 }, 1)
   local H = self.hidden_size

@@ -20,7 +20,7 @@ local function getlr(opt, who)
   local ok, lr = pcall(function() return opt.lr end)
   if not ok or type(lr) ~= "number" then
     error(fmt("%s: expected an optimizer with a numeric 'lr' field, got %s", who,
-              type(opt) .. ((ok and opt ~= nil) and " without a numeric lr" or "")), 3)
+              mg._typename(opt) .. ((ok and opt ~= nil) and " without a numeric lr" or "")), 3)
   end
   return lr
 end
@@ -108,7 +108,10 @@ end
 function Sched:get_lr() return self.last_lr end
 Sched.get_last_lr = Sched.get_lr
 -- the lr of the closed form at any epoch, without changing anything
-function Sched:lr_at(epoch) return closed[self.kind](self, epoch) end
+function Sched:lr_at(epoch)
+  check(num(epoch) and epoch == floor(epoch), self.kind .. ":lr_at", "epoch must be an integer", epoch)
+  return closed[self.kind](self, epoch)
+end
 
 function Sched:state_dict()
   local sd = { kind = self.kind, last_epoch = self.last_epoch, base_lr = self.base_lr }
@@ -127,7 +130,7 @@ end
 -- restores the schedule position and sets opt.lr to the lr of that epoch
 function Sched:load_state_dict(sd)
   local who = self.kind .. ":load_state_dict"
-  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. type(sd), 2) end
+  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. mg._typename(sd), 2) end
   if sd.kind ~= nil and sd.kind ~= self.kind then
     error(fmt("%s: state is from a %s scheduler", who, tostring(sd.kind)), 2)
   end
@@ -203,7 +206,7 @@ end
 
 -- mg.optim.LinearLR(opt [, {start_factor = 1/3, end_factor = 1, total_iters = 5}])
 function O.LinearLR(opt, o)
-  if o ~= nil and type(o) ~= "table" then error("LinearLR: options must be a table, got " .. type(o), 2) end
+  if o ~= nil and type(o) ~= "table" then error("LinearLR: options must be a table, got " .. mg._typename(o), 2) end
   return linear("LinearLR", opt, o or {})
 end
 
@@ -253,7 +256,7 @@ local PLATEAU_OPTS = { mode = true, factor = true, patience = true, threshold = 
 
 function O.ReduceLROnPlateau(opt, o)
   local who = "ReduceLROnPlateau"
-  if o ~= nil and type(o) ~= "table" then error(who .. ": options must be a table, got " .. type(o), 2) end
+  if o ~= nil and type(o) ~= "table" then error(who .. ": options must be a table, got " .. mg._typename(o), 2) end
   o = o or {}
   for k in pairs(o) do
     if not PLATEAU_OPTS[k] then
@@ -296,7 +299,7 @@ function Plateau:step(metric)
   if type(metric) ~= "number" then
     local ok, v = pcall(function() return metric:item() end)
     if not ok or type(v) ~= "number" then
-      error("ReduceLROnPlateau:step: expected the metric as a number, got " .. type(metric), 2)
+      error("ReduceLROnPlateau:step: expected the metric as a number, got " .. mg._typename(metric), 2)
     end
     metric = v
   end
@@ -329,7 +332,7 @@ function Plateau:state_dict()
 end
 function Plateau:load_state_dict(sd)
   local who = "ReduceLROnPlateau:load_state_dict"
-  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. type(sd), 2) end
+  if type(sd) ~= "table" then error(who .. ": expected a table, got " .. mg._typename(sd), 2) end
   if sd.kind ~= nil and sd.kind ~= self.kind then
     error(fmt("%s: state is from a %s scheduler", who, tostring(sd.kind)), 2)
   end
@@ -340,4 +343,6 @@ function Plateau:load_state_dict(sd)
   return self
 end
 
+mg._guard_methods(Sched, "scheduler", "sched", "a scheduler", function(v) return getmetatable(v) == Sched end)
+mg._guard_methods(Plateau, "ReduceLROnPlateau", "sched", "a scheduler", function(v) return getmetatable(v) == Plateau end)
 O.Scheduler = Sched

@@ -11,6 +11,48 @@ local function now()
   return os.clock()
 end
 
+-- obj.method(...) instead of obj:method(...). mg._guard_methods(cls, who, var, what, is_self)
+-- wraps each public method of cls (a name not starting with "_") so that a call whose self
+-- fails is_self raises "who:name: expected <what> as self (did you call var.name(...)
+-- instead of var:name(...)?), got <type>"; names in skip are left alone. The other Lua
+-- modules use it too.
+local function typename(n, v)
+  if n == 0 then return "no value" end
+  local mt = getmetatable(v)
+  if type(mt) == "table" and type(mt.__name) == "string" then
+    if mt.__name ~= "moongrad.Tensor" then return mt.__name end
+    return pcall(v.dim, v) and "tensor" or "closed tensor"
+  end
+  return type(v)
+end
+-- the type of v as messages name it: "tensor", "closed tensor", a metatable's __name, else type(v)
+function mg._typename(v) return typename(1, v) end
+
+function mg._self_error(op, var, name, what, n, v)
+  error(fmt("%s: expected %s as self (did you call %s.%s(...) instead of %s:%s(...)?), got %s", op, what, var, name,
+            var, name, typename(n, v)), 3)
+end
+
+function mg._guard_methods(cls, who, var, what, is_self, skip)
+  if type(cls) ~= "table" or type(is_self) ~= "function" then
+    error("_guard_methods: expected a class table and a predicate (internal helper)", 2)
+  end
+  local self_error = mg._self_error
+  local names = {}
+  for k, f in pairs(cls) do
+    if type(k) == "string" and type(f) == "function" and not k:find("^_") and not (skip and skip[k]) then
+      names[#names + 1] = k
+    end
+  end
+  for _, k in ipairs(names) do
+    local f = cls[k]
+    cls[k] = function(...)
+      if not is_self((...)) then self_error(who .. ":" .. k, var, k, what, select("#", ...), (...)) end
+      return f(...)
+    end
+  end
+end
+
 local function isnan(v) return v ~= v end
 local function finite(v) return type(v) == "number" and v == v and v ~= huge and v ~= -huge end
 
@@ -32,7 +74,7 @@ local function ordered_keys(t, who)
   local rest = {}
   for k in pairs(t) do
     if type(k) ~= "string" then
-      error(fmt("%s: expected string keys in a metrics table, got a %s key", who, type(k)), 3)
+      error(fmt("%s: expected string keys in a metrics table, got a %s key", who, mg._typename(k)), 3)
     end
     if not seen[k] then rest[#rest + 1] = k end
   end
@@ -83,6 +125,19 @@ local function detect_tty(out)
   return term ~= nil and term ~= "" and term ~= "dumb"
 end
 
+-- without io (an embedding sandbox): whole lines through the global print, which the host
+-- may redefine; a live bar's "\r" redraws collapse to the last state of each line
+local function print_writer()
+  local buf = ""
+  return {
+    write = function(_, s)
+      buf = buf .. s
+      for line in buf:gmatch("([^\n]*)\n") do print((line:match("([^\r]*)$"))) end
+      buf = buf:match("([^\n]*)$"):match("([^\r]*)$")
+    end,
+  }
+end
+
 local Bar = {}
 Bar.__index = Bar
 local PROGRESS_OPTS = { label = true, width = true, out = true, tty = true, interval = true, min_interval = true,
@@ -99,7 +154,7 @@ function U.progress(total, opts)
     error("progress: total must be a non-negative number or nil, got " .. tostring(total), 2)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("progress: options must be a table, got " .. type(opts), 2)
+    error("progress: options must be a table, got " .. mg._typename(opts), 2)
   end
   opts = opts or {}
   for k in pairs(opts) do
@@ -114,12 +169,9 @@ function U.progress(total, opts)
       error(fmt("progress: '%s' must be a non-negative number of seconds, got %s", k, tostring(v)), 2)
     end
   end
-  local out = opts.out or (io and io.stderr)
-  if out == nil then
-    error("progress: io is not available (sandbox): pass an object with :write as {out = ...}", 2)
-  end
+  local out = opts.out or (io and io.stderr) or print_writer()
   if type(out) ~= "userdata" and type(out) ~= "table" then
-    error("progress: 'out' must be a file or an object with :write, got " .. type(out), 2)
+    error("progress: 'out' must be a file or an object with :write, got " .. mg._typename(out), 2)
   end
   local width = opts.width or 25
   if type(width) ~= "number" or not (width >= 1 and width < 1e4) then
@@ -261,6 +313,7 @@ function Bar:print(...)
 end
 
 Bar.close = Bar.done
+mg._guard_methods(Bar, "progress", "bar", "a progress bar", function(v) return getmetatable(v) == Bar end)
 Bar.__close = function(self) self:done() end
 Bar.__tostring = function(self) return self:_stats(now()) end
 
@@ -341,7 +394,7 @@ Logger.__index = Logger
 -- (epoch/step/iter/batch/time first, the rest sorted). The header is written once.
 function U.Logger(path, fields)
   if type(path) ~= "string" then
-    error("Logger: expected a file path, got " .. type(path), 2)
+    error("Logger: expected a file path, got " .. mg._typename(path), 2)
   end
   if fields ~= nil then
     if type(fields) ~= "table" or #fields == 0 then
@@ -349,7 +402,7 @@ function U.Logger(path, fields)
     end
     local seen = {}
     for i, f in ipairs(fields) do
-      if type(f) ~= "string" then error(fmt("Logger: field %d is a %s, expected a string", i, type(f)), 2) end
+      if type(f) ~= "string" then error(fmt("Logger: field %d is a %s, expected a string", i, mg._typename(f)), 2) end
       if seen[f] then error(fmt("Logger: field '%s' given twice", f), 2) end
       seen[f] = true
     end
@@ -381,7 +434,7 @@ end
 
 -- logger:log{epoch = 1, loss = 0.5}: appends one row (missing fields are empty cells)
 function Logger:log(row)
-  if type(row) ~= "table" then error("Logger:log: expected a table of values, got " .. type(row), 2) end
+  if type(row) ~= "table" then error("Logger:log: expected a table of values, got " .. mg._typename(row), 2) end
   if not self.fh then error("Logger:log: " .. self.path .. " is closed", 2) end
   if not self.columns then self.columns = ordered_keys(row, "Logger:log") end
   local cols = self.columns
@@ -412,6 +465,7 @@ end
 function Logger:close()
   if self.fh then self.fh:close(); self.fh = nil end
 end
+mg._guard_methods(Logger, "Logger", "logger", "a Logger", function(v) return getmetatable(v) == Logger end)
 Logger.__close = Logger.close
 Logger.__gc = Logger.close
 Logger.__tostring = function(self)
@@ -554,9 +608,9 @@ end
 --   different scales get their own panel), "single" or "separate"; logy: log-scale y axes
 --   (values <= 0 become gaps). Returns svg_path.
 function U.plot(csv_path, svg_path, opts)
-  if type(csv_path) ~= "string" then error("plot: expected a CSV path, got " .. type(csv_path), 2) end
-  if type(svg_path) ~= "string" then error("plot: expected an SVG output path, got " .. type(svg_path), 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("plot: options must be a table, got " .. type(opts), 2) end
+  if type(csv_path) ~= "string" then error("plot: expected a CSV path, got " .. mg._typename(csv_path), 2) end
+  if type(svg_path) ~= "string" then error("plot: expected an SVG output path, got " .. mg._typename(svg_path), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("plot: options must be a table, got " .. mg._typename(opts), 2) end
   opts = opts or {}
   local accepted = { x = true, y = true, title = true, width = true, height = true, panels = true, logy = true }
   for k in pairs(opts) do
@@ -580,7 +634,7 @@ function U.plot(csv_path, svg_path, opts)
   local colidx = {}
   for i, c in ipairs(header) do colidx[c] = colidx[c] or i end
   local function need(name)
-    if type(name) ~= "string" then error("plot: column names must be strings, got " .. type(name), 3) end
+    if type(name) ~= "string" then error("plot: column names must be strings, got " .. mg._typename(name), 3) end
     if not colidx[name] then
       error(fmt("plot: column '%s' not in %s (columns: %s)", name, csv_path, concat(header, ", ")), 3)
     end

@@ -30,7 +30,7 @@ static const char *unop_name[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "
     case MG_LEAKY_RELU: MAP1(T, x > 0 ? x : x * A); break; \
     case MG_GELU:       MAP1(T, (T)0.5 * x * (1 + erf(x * (T)M_SQRT1_2))); break; \
     case MG_SOFTPLUS:   MAP1(T, x > 20 ? x : log1p(exp(x))); break; \
-    case MG_CLAMP:      MAP1(T, (a == a && x < A) ? A : (b == b && x > B) ? B : x); break; \
+    case MG_CLAMP:      MAP1(T, a != a || b != b ? A + B : x < A ? A : x > B ? B : x); break; /* NaN x stays */ \
     case MG_POWS:       MAP1(T, pow(x, A)); break; \
   } } while (0)
 
@@ -65,7 +65,7 @@ static int saves(mg_unop op) {
     case MG_LEAKY_RELU: MAPBW(T, v > 0 ? 1 : A); break; \
     case MG_GELU:       MAPBW(T, (T)0.5 * (1 + erf(v * (T)M_SQRT1_2)) + v * exp(-(T)0.5 * v * v) * (T)INV_SQRT_2PI); break; \
     case MG_SOFTPLUS:   MAPBW(T, v > 20 ? 1 : 1 / (1 + exp(-v))); break; \
-    case MG_CLAMP:      MAPBW(T, (T)((a != a || v >= A) && (b != b || v <= B))); break; \
+    case MG_CLAMP:      MAPBWSEL(T, v >= A && v <= B); break; /* 0 for NaN x or bound */ \
     case MG_POWS:       MAPBW(T, a == 0 ? 0 : A * pow(v, A - 1)); break; \
   } } while (0)
 

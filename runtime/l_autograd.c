@@ -13,7 +13,7 @@ static int m_backward(lua_State *L) {
   int opts = 2;
   if (mgl_test(L, 2)) { g = mgl_check(L, 2, "backward"); opts = 3; }
   else if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
-    return luaL_error(L, "backward: argument #2: expected a gradient tensor or an options table, got %s", luaL_typename(L, 2));
+    return luaL_error(L, "backward: argument #2: expected a gradient tensor or an options table, got %s", mgl_typename(L, 2));
   static const char *const names[] = {"retain_graph", NULL};
   mgl_checkopts(L, opts, names, "backward");
   bool retain = mgl_optbool(L, opts, "retain_graph", false, "backward");
@@ -32,7 +32,7 @@ static int m_zero_grad(lua_State *L) {
 }
 
 static int l_no_grad(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  mgl_checktype(L, 1, LUA_TFUNCTION, "no_grad", "a function");
   mg_rt *rt = mgl_rt(L);
   bool prev = rt->grad_enabled;
   rt->grad_enabled = false;
@@ -44,7 +44,7 @@ static int l_no_grad(lua_State *L) {
 }
 
 static int l_enable_grad(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  mgl_checktype(L, 1, LUA_TFUNCTION, "enable_grad", "a function");
   mg_rt *rt = mgl_rt(L);
   bool prev = rt->grad_enabled;
   rt->grad_enabled = true;
@@ -99,7 +99,7 @@ static int lfn_call(lua_State *L) {
     int idx = 2 + k;
     if (!mg_node_needs(n, k) || lua_isnil(L, idx)) continue;
     mg_tensor *gk = mgl_test(L, idx);
-    if (!gk) return luaL_error(L, "Function backward: result #%d must be a tensor or nil, got %s", k + 1, luaL_typename(L, idx));
+    if (!gk) return luaL_error(L, "Function backward: result #%d must be a tensor or nil, got %s", k + 1, mgl_typename(L, idx));
     if (gk->ndim != n->in[k].ndim || memcmp(gk->shape, n->in[k].shape, sizeof(int64_t) * (size_t)gk->ndim)) {
       char s1[128], s2[128];
       return luaL_error(L, "Function backward: gradient #%d has shape %s, but input #%d has shape %s", k + 1,
@@ -144,7 +144,7 @@ static int fn_call(lua_State *L) {
   rt->grad_enabled = prev;
   if (st != LUA_OK) return lua_error(L);
   mg_tensor *out = mgl_test(L, -1);
-  if (!out) return luaL_error(L, "Function forward: must return a tensor, got %s", luaL_typename(L, -1));
+  if (!out) return luaL_error(L, "Function forward: must return a tensor, got %s", mgl_typename(L, -1));
   mg_tensor *in[64];
   if (nargs > 64) return luaL_error(L, "Function: at most 64 arguments");
   for (int i = 0; i < nargs; i++) in[i] = mgl_test(L, 2 + i);
@@ -169,11 +169,11 @@ static int fn_call(lua_State *L) {
 }
 
 static int l_Function(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  mgl_checktype(L, 1, LUA_TTABLE, "Function", "a table {forward = f, backward = g}");
   lua_getfield(L, 1, "forward");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'forward' must be a function, got %s", luaL_typename(L, -1));
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'forward' must be a function, got %s", mgl_typename(L, -1));
   lua_getfield(L, 1, "backward");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'backward' must be a function, got %s", luaL_typename(L, -1));
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "Function: 'backward' must be a function, got %s", mgl_typename(L, -1));
   lua_pop(L, 2);
   lua_newtable(L);
   lua_pushnil(L);

@@ -31,6 +31,22 @@ int mgl_push(lua_State *L, mg_tensor *t);
 int mgl_error(lua_State *L);
 /* luaL_error with C's printf formats (%g, %lld, ...): lua_pushfstring knows only a few */
 int mgl_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* argument errors: "op: argument #idx: expected <what>, got <type>"; when a tensor
+** method was called as t.name(...) instead of t:name(...) the message says so */
+int mgl_argerror(lua_State *L, int idx, const char *op, const char *what);
+/* "op: expected <what> as self (did you call var.name(...) instead of var:name(...)?), got <type>" */
+int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const char *name, const char *what);
+void mgl_operands_error(lua_State *L, const char *op);
+/* the type at idx as users know it: "tensor", "closed tensor", a metatable's __name, else Lua's */
+const char *mgl_typename(lua_State *L, int idx);
+bool mgl_is_closed(lua_State *L, int idx);            /* a tensor after t:close() */
+/* luaL_check* / luaL_opt* with messages naming op; what (NULL: "a number", ...) says what was expected */
+double mgl_checknumber(lua_State *L, int idx, const char *op, const char *what);
+double mgl_optnumber(lua_State *L, int idx, const char *op, const char *what, double def);
+lua_Integer mgl_checkinteger(lua_State *L, int idx, const char *op, const char *what);
+lua_Integer mgl_optinteger(lua_State *L, int idx, const char *op, const char *what, lua_Integer def);
+const char *mgl_checkstring(lua_State *L, int idx, const char *op, const char *what);
+void mgl_checktype(lua_State *L, int idx, int type, const char *op, const char *what);
 /* a Lua dim argument (1-based, negative from the end) as a 0-based dim of a
 ** tensor with ndim dims; error naming op when out of range */
 int mgl_dim(lua_State *L, int idx, int ndim, const char *op);

@@ -116,6 +116,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
   luaL_checkstack(L, 12, "save: nested too deep");
   mg_tensor *t = mgl_test(L, v);
   const char *where = *prefix ? prefix : "(root)";
+  if (mgl_is_closed(L, v)) luaL_error(L, "save: tensor '%s' was closed", where);
   if (t) {
     if (mg_check_alive(t, "save")) mgl_error(L);
     lua_pushvalue(L, v);
@@ -150,7 +151,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
     }
     default:
       luaL_error(L, "save: value at '%s' is a %s; only tensors, numbers, strings, booleans and tables can be saved",
-                 where, luaL_typename(L, v));
+                 where, mgl_typename(L, v));
       return;
     }
     if (reserved(prefix)) luaL_error(L, "save: key '%s' is reserved for moongrad's own metadata", prefix);
@@ -188,7 +189,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
         luaL_error(L, "save: key '%s' (in '%s') would make an empty part of a dotted name", e->s, where);
     } else {
       luaL_error(L, "save: keys must be strings or integers; the table at '%s' has a %s key", where,
-                 lua_type(L, -1) == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -1));
+                 lua_type(L, -1) == LUA_TNUMBER ? "non-integer number" : mgl_typename(L, -1));
     }
   }
   qsort(keys, k, sizeof *keys, key_cmp);
@@ -220,7 +221,7 @@ static void flatten(lua_State *L, const walk *w, int v, const char *prefix, int 
 }
 
 static int l_save(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "save", "a file path");
   if (lua_isnoneornil(L, 2)) return luaL_error(L, "save: expected a tensor or a table to save, got nothing");
   lua_settop(L, 2);
   lua_newtable(L); /* 3: flat */
@@ -234,7 +235,7 @@ static int l_save(lua_State *L) {
     lua_setfield(L, -2, "tensor");
     lua_replace(L, 2);
   } else if (!lua_istable(L, 2)) {
-    return luaL_error(L, "save: expected a tensor or a table, got %s", luaL_typename(L, 2));
+    return luaL_error(L, "save: expected a tensor or a table, got %s", mgl_typename(L, 2));
   }
   flatten(L, &w, 2, "", 0, 0);
   int n = (int)lua_rawlen(L, 3), nt = 0, nm = 0;
@@ -492,7 +493,7 @@ static void push_meta(lua_State *L, const char *file, const char *name, const ch
 }
 
 static int l_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "load", "a file path");
   mg_rt *rt = mgl_rt(L);
   char err[MG_ERRLEN + 64];
   mgio_st st;
@@ -600,7 +601,7 @@ static int push_array(lua_State *L, allocs *a, int r, const char *op, const char
 }
 
 static int l_idx(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "idx", "a file path");
   char err[MG_ERRLEN + 64];
   mg_tensor *t = NULL;
   allocs a = {mgl_rt(L), &t, 0};
@@ -610,11 +611,12 @@ static int l_idx(lua_State *L) {
 }
 
 static int l_csv(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "csv", "a file path");
   mgio_csv_opts o = {.header = lua_toboolean(L, 2), .delim = ','};
   if (!lua_isnoneornil(L, 3)) {
     size_t n;
-    const char *d = luaL_checklstring(L, 3, &n);
+    mgl_checkstring(L, 3, "csv", "a delimiter string");
+    const char *d = lua_tolstring(L, 3, &n);
     if (n != 1 || *d == '"' || *d == '\n' || *d == '\r')
       return luaL_error(L, "data.csv: delimiter must be one character (not a quote or newline), got '%s'", d);
     o.delim = *d;

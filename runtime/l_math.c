@@ -16,8 +16,9 @@ static int binop(lua_State *L, mg_binop op, const char *name) {
 static int m_add(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {  /* a:add(b, alpha) = a + alpha * b */
     mg_tensor *a = mgl_check(L, 1, "add"), *tb;
+    double alpha = mgl_checknumber(L, 3, "add", "a number (alpha)");  /* before tb exists: may raise */
     mg_tensor *b = mgl_operand(L, 2, "add", a->dtype, &tb);
-    mg_tensor *k = mg_scalar(a->rt, b->dtype, luaL_checknumber(L, 3));
+    mg_tensor *k = mg_scalar(a->rt, b->dtype, alpha);
     mg_tensor *s = k ? mg_binary(MG_MUL, b, k) : NULL;
     mg_tensor *r = s ? mg_binary(MG_ADD, a, s) : NULL;
     mg_release(tb); mg_release(k); mg_release(s);
@@ -69,15 +70,16 @@ UNARY(m_softplus, MG_SOFTPLUS, "softplus")
 
 static int m_leaky_relu(lua_State *L) {
   mg_tensor *x = mgl_check(L, 1, "leaky_relu");
-  double s = luaL_optnumber(L, 2, 0.01);
+  double s = mgl_optnumber(L, 2, "leaky_relu", "a number (slope)", 0.01);
   return mgl_push(L, mg_unary(MG_LEAKY_RELU, x, s, 0));
 }
 
+/* a missing bound is -inf / inf; a NaN bound is kept (the result is NaN, as PyTorch) */
 static void clamp_bounds(lua_State *L, const char *op, double *lo, double *hi) {
-  *lo = lua_isnoneornil(L, 2) ? NAN : luaL_checknumber(L, 2);
-  *hi = lua_isnoneornil(L, 3) ? NAN : luaL_checknumber(L, 3);
-  if (isnan(*lo) && isnan(*hi)) luaL_error(L, "%s: at least one of lo and hi must be given", op);
-  if (!isnan(*lo) && !isnan(*hi) && *lo > *hi) mgl_errorf(L, "%s: lo (%g) is greater than hi (%g)", op, *lo, *hi);
+  if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3)) luaL_error(L, "%s: at least one of lo and hi must be given", op);
+  *lo = mgl_optnumber(L, 2, op, "a number or nil (lo)", -INFINITY);
+  *hi = mgl_optnumber(L, 3, op, "a number or nil (hi)", INFINITY);
+  if (*lo > *hi) mgl_errorf(L, "%s: lo (%g) is greater than hi (%g)", op, *lo, *hi);
 }
 
 static int m_clamp(lua_State *L) {
@@ -101,6 +103,8 @@ static int l_where(lua_State *L) {
   mg_tensor *a0 = mgl_test(L, 2), *b0 = mgl_test(L, 3);
   mg_dtype dt = a0 ? a0->dtype : b0 ? b0->dtype : MG_F32;
   mg_tensor *ta, *tb;
+  if (lua_type(L, 3) != LUA_TNUMBER && !mgl_test(L, 3))  /* raise before ta exists */
+    mgl_argerror(L, 3, "where", "a tensor or a number");
   mg_tensor *a = mgl_operand(L, 2, "where", dt, &ta), *b = mgl_operand(L, 3, "where", dt, &tb);
   mg_tensor *r = mg_where(c, a, b);
   mg_release(ta);
@@ -110,8 +114,8 @@ static int l_where(lua_State *L) {
 
 static int inplace(lua_State *L, mg_binop op, const char *name) {
   mg_tensor *t = mgl_check(L, 1, name), *tmp;
+  double alpha = mgl_optnumber(L, 3, name, "a number (alpha)", 1.0);  /* before tmp exists: may raise */
   mg_tensor *o = mgl_operand(L, 2, name, t->dtype, &tmp);
-  double alpha = luaL_optnumber(L, 3, 1.0);
   int r = mg_binary_(op, t, o, alpha);
   mg_release(tmp);
   if (r) return mgl_error(L);

@@ -93,8 +93,7 @@ mg_tensor *mgl_test(lua_State *L, int idx) {
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
   mgl_box *b = test_box(L, idx);
-  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor, got %s", op, idx, luaL_typename(L, idx));
-  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor");
   return b->t;
 }
 
@@ -106,8 +105,7 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     return *tmp;
   }
   mgl_box *b = test_box(L, idx);
-  if (!b) luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, idx, luaL_typename(L, idx));
-  if (!b->t) luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor or a number");
   return b->t;
 }
 
@@ -117,11 +115,10 @@ void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg
   *tmp = NULL;
   if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
-  if (!ba && !bb) luaL_error(L, "%s: expected a tensor operand, got %s and %s", op, luaL_typename(L, 1), luaL_typename(L, 2));
+  if (!ba && !bb) mgl_operands_error(L, op);
   mg_tensor *t = ba ? ba->t : bb->t;
   int num = ba ? 2 : 1;
-  if (lua_type(L, num) != LUA_TNUMBER)
-    luaL_error(L, "%s: argument #%d: expected a tensor or a number, got %s", op, num, luaL_typename(L, num));
+  if (lua_type(L, num) != LUA_TNUMBER) mgl_argerror(L, num, op, "a tensor or a number");
   *tmp = mg_scalar(t->rt, t->dtype, lua_tonumber(L, num));
   if (!*tmp) mgl_error(L);
   *x = ba ? t : *tmp;
@@ -142,6 +139,102 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
   lua_pushstring(L, buf);
   lua_concat(L, 2);
   return lua_error(L);
+}
+
+/* ---- argument errors ------------------------------------------------------------ */
+
+const char *mgl_typename(lua_State *L, int idx) {
+  mgl_box *b = test_box(L, idx);
+  if (b) return b->t ? "tensor" : "closed tensor";
+  if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {  /* a userdata or object naming its type */
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1);  /* the name stays alive in the metatable */
+    if (s) return s;
+  }
+  return luaL_typename(L, idx);
+}
+
+bool mgl_is_closed(lua_State *L, int idx) {
+  mgl_box *b = test_box(L, idx);
+  return b && !b->t;
+}
+
+/* The name under which the running C function was called when that was t.name(...)
+** for a tensor method (not t:name(...)), else NULL: a misplaced self then explains
+** an argument error. The methods table tells tensor methods from mg.* functions. */
+static const char *dot_call(lua_State *L, lua_Debug *ar) {
+  if (!lua_getstack(L, 0, ar) || !lua_getinfo(L, "nf", ar)) return NULL;
+  bool found = false;
+  if (ar->name && strcmp(ar->namewhat, "field") == 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      found = lua_rawequal(L, -1, -4);
+      lua_pop(L, 1);
+      if (found) { lua_pop(L, 1); break; }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found ? ar->name : NULL;
+}
+
+int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const char *name, const char *what) {
+  return mgl_errorf(L, "%s: expected %s as self (did you call %s.%s(...) instead of %s:%s(...)?), got %s", op, what,
+                    var, name, var, name, mgl_typename(L, idx));
+}
+
+int mgl_argerror(lua_State *L, int idx, const char *op, const char *what) {
+  mgl_box *b = test_box(L, idx);
+  if (b && !b->t) return luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
+  lua_Debug ar;
+  const char *name = dot_call(L, &ar);
+  if (name && idx == 1) return mgl_selferror(L, idx, op, "t", name, what);
+  if (name)
+    return mgl_errorf(L, "%s: argument #%d: expected %s, got %s (did you call t.%s(...) instead of t:%s(...)?)", op,
+                      idx, what, mgl_typename(L, idx), name, name);
+  return mgl_errorf(L, "%s: argument #%d: expected %s, got %s", op, idx, what, mgl_typename(L, idx));
+}
+
+/* neither of a binary op's first two arguments is a tensor */
+void mgl_operands_error(lua_State *L, const char *op) {
+  lua_Debug ar;
+  const char *name = dot_call(L, &ar);
+  if (name) mgl_selferror(L, 1, op, "t", name, "a tensor");
+  mgl_errorf(L, "%s: expected a tensor operand, got %s and %s", op, mgl_typename(L, 1), mgl_typename(L, 2));
+}
+
+double mgl_checknumber(lua_State *L, int idx, const char *op, const char *what) {
+  if (lua_type(L, idx) != LUA_TNUMBER) mgl_argerror(L, idx, op, what ? what : "a number");
+  return lua_tonumber(L, idx);
+}
+
+double mgl_optnumber(lua_State *L, int idx, const char *op, const char *what, double def) {
+  return lua_isnoneornil(L, idx) ? def : mgl_checknumber(L, idx, op, what);
+}
+
+lua_Integer mgl_checkinteger(lua_State *L, int idx, const char *op, const char *what) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint || lua_type(L, idx) != LUA_TNUMBER) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      mgl_errorf(L, "%s: argument #%d: expected %s, got %.17g", op, idx, what ? what : "an integer", lua_tonumber(L, idx));
+    mgl_argerror(L, idx, op, what ? what : "an integer");
+  }
+  return v;
+}
+
+lua_Integer mgl_optinteger(lua_State *L, int idx, const char *op, const char *what, lua_Integer def) {
+  return lua_isnoneornil(L, idx) ? def : mgl_checkinteger(L, idx, op, what);
+}
+
+const char *mgl_checkstring(lua_State *L, int idx, const char *op, const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING) mgl_argerror(L, idx, op, what ? what : "a string");
+  return lua_tostring(L, idx);
+}
+
+void mgl_checktype(lua_State *L, int idx, int type, const char *op, const char *what) {
+  if (lua_type(L, idx) != type) mgl_argerror(L, idx, op, what);
 }
 
 /* mg.detect_anomaly(true): an op whose output holds NaN or Inf is an error naming it */
@@ -179,7 +272,7 @@ int mgl_push(lua_State *L, mg_tensor *t) {
 int mgl_dim(lua_State *L, int idx, int ndim, const char *op) {
   if (!lua_isinteger(L, idx)) {
     if (lua_type(L, idx) == LUA_TNUMBER) luaL_error(L, "%s: dim must be an integer, got %s", op, lua_tostring(L, idx));
-    luaL_error(L, "%s: argument #%d: expected a dim (integer), got %s", op, idx, luaL_typename(L, idx));
+    luaL_error(L, "%s: argument #%d: expected a dim (integer), got %s", op, idx, mgl_typename(L, idx));
   }
   lua_Integer d = lua_tointeger(L, idx);
   int n = ndim ? ndim : 1;
@@ -197,7 +290,7 @@ static int64_t shape_item(lua_State *L, int idx, const char *op, int k) {
   int isint;
   lua_Integer v = lua_tointegerx(L, idx, &isint);
   if (!isint) luaL_error(L, "%s: size #%d must be an integer, got %s", op, k, lua_type(L, idx) == LUA_TNUMBER ?
-                         lua_tostring(L, idx) : luaL_typename(L, idx));
+                         lua_tostring(L, idx) : mgl_typename(L, idx));
   if (v < -1) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, k, (long long)v);
   return (int64_t)v;
 }
@@ -235,7 +328,7 @@ double mgl_optnum(lua_State *L, int opts, const char *key, double def, const cha
   lua_getfield(L, opts, key);
   double v = def;
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", op, key, luaL_typename(L, -1));
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: option '%s' must be a number, got %s", op, key, mgl_typename(L, -1));
     v = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
@@ -247,7 +340,7 @@ bool mgl_optbool(lua_State *L, int opts, const char *key, bool def, const char *
   lua_getfield(L, opts, key);
   bool v = def;
   if (!lua_isnil(L, -1)) {
-    if (!lua_isboolean(L, -1)) luaL_error(L, "%s: option '%s' must be a boolean, got %s", op, key, luaL_typename(L, -1));
+    if (!lua_isboolean(L, -1)) luaL_error(L, "%s: option '%s' must be a boolean, got %s", op, key, mgl_typename(L, -1));
     v = lua_toboolean(L, -1);
   }
   lua_pop(L, 1);
@@ -262,7 +355,7 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op) {
     const char *s = lua_tostring(L, -1);
     if (s && (!strcmp(s, "float32") || !strcmp(s, "float"))) dt = MG_F32;
     else if (s && (!strcmp(s, "float64") || !strcmp(s, "double"))) dt = MG_F64;
-    else luaL_error(L, "%s: unknown dtype '%s' (expected \"float32\" or \"float64\")", op, s ? s : luaL_typename(L, -1));
+    else luaL_error(L, "%s: unknown dtype '%s' (expected \"float32\" or \"float64\")", op, s ? s : mgl_typename(L, -1));
   }
   lua_pop(L, 1);
   return dt;
@@ -270,7 +363,7 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op) {
 
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op) {
   if (lua_isnoneornil(L, opts)) return;
-  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", op, luaL_typename(L, opts));
+  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", op, mgl_typename(L, opts));
   lua_pushnil(L);
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
@@ -282,7 +375,7 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
       luaL_buffinit(L, &b);
       for (int i = 0; names[i]; i++) { if (i) luaL_addstring(&b, ", "); luaL_addstring(&b, names[i]); }
       luaL_pushresult(&b);
-      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : mgl_typename(L, -2);
       luaL_error(L, "%s: unknown option '%s' (accepted: %s)", op, key, lua_tostring(L, -1));
     }
   }

@@ -33,7 +33,7 @@ static void int_pair(lua_State *L, int idx, const char *op, const char *what, in
     }
   }
   luaL_error(L, "%s: %s must be an integer or a {h, w} pair of integers, got %s", op, what,
-             lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));
+             lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : mgl_typename(L, idx));
 }
 
 /* options-table field as a pair; false if absent */
@@ -50,20 +50,20 @@ static bool opt_pair(lua_State *L, int opts, const char *key, const char *op, in
 static mg_tensor *opt_tensor(lua_State *L, int idx, const char *op, const char *what) {
   if (lua_isnoneornil(L, idx)) return NULL;
   mg_tensor *t = mgl_test(L, idx);
-  if (!t) luaL_error(L, "%s: argument #%d (%s): expected a tensor or nil, got %s", op, idx, what, luaL_typename(L, idx));
+  if (!t) luaL_error(L, "%s: argument #%d (%s): expected a tensor or nil, got %s", op, idx, what, mgl_typename(L, idx));
   return mgl_check(L, idx, op);
 }
 
 static bool opt_boolean(lua_State *L, int idx, const char *op, const char *what, bool def) {
   if (lua_isnoneornil(L, idx)) return def;
-  if (!lua_isboolean(L, idx)) luaL_error(L, "%s: argument #%d (%s): expected a boolean, got %s", op, idx, what, luaL_typename(L, idx));
+  if (!lua_isboolean(L, idx)) luaL_error(L, "%s: argument #%d (%s): expected a boolean, got %s", op, idx, what, mgl_typename(L, idx));
   return lua_toboolean(L, idx);
 }
 
 static double opt_number(lua_State *L, int idx, const char *op, const char *what, double def) {
   if (lua_isnoneornil(L, idx)) return def;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "%s: argument #%d (%s): expected a number, got %s", op, idx, what, luaL_typename(L, idx));
+    luaL_error(L, "%s: argument #%d (%s): expected a number, got %s", op, idx, what, mgl_typename(L, idx));
   return lua_tonumber(L, idx);
 }
 
@@ -167,7 +167,7 @@ static int l_layer_norm(lua_State *L) {
   if (lua_isinteger(L, 2)) { shape[0] = lua_tointeger(L, 2); nd = 1; }
   else if (lua_istable(L, 2) && !mgl_test(L, 2) && lua_rawlen(L, 2) > 0) nd = mgl_shape(L, 2, shape, op, NULL);
   else return luaL_error(L, "layer_norm: argument #2 (normalized_shape): expected an integer or a non-empty table of sizes, got %s",
-                         luaL_typename(L, 2));
+                         mgl_typename(L, 2));
   mg_tensor *w = opt_tensor(L, 3, op, "weight"), *b = opt_tensor(L, 4, op, "bias");
   double eps = opt_number(L, 5, op, "eps", 1e-5);
   return mgl_push(L, mg_layer_norm(x, nd, shape, w, b, eps));
@@ -215,20 +215,21 @@ static int m_gather(lua_State *L) {
 static int m_masked_fill(lua_State *L) {
   mg_tensor *x = mgl_check(L, 1, "masked_fill"), *m = mgl_check(L, 2, "masked_fill");
   if (lua_type(L, 3) != LUA_TNUMBER)
-    return luaL_error(L, "masked_fill: argument #3: expected a number (the fill value), got %s", luaL_typename(L, 3));
+    return luaL_error(L, "masked_fill: argument #3: expected a number (the fill value), got %s", mgl_typename(L, 3));
   return mgl_push(L, mg_masked_fill(x, m, lua_tonumber(L, 3)));
 }
 
 /* the tensors of a Lua list at idx (array freed by the caller); *n = count */
 static mg_tensor **tensor_list(lua_State *L, int idx, const char *op, int *n) {
   if (!lua_istable(L, idx) || mgl_test(L, idx))
-    luaL_error(L, "%s: argument #%d: expected a list of tensors, got %s", op, idx, luaL_typename(L, idx));
+    luaL_error(L, "%s: argument #%d: expected a list of tensors, got %s", op, idx, mgl_typename(L, idx));
   lua_Integer len = luaL_len(L, idx);
   if (len < 1) luaL_error(L, "%s: expected a non-empty list of tensors", op);
   if (len > 1000000) luaL_error(L, "%s: too many tensors (%d)", op, (int)len);
   for (lua_Integer k = 1; k <= len; k++) {
     lua_rawgeti(L, idx, k);
-    if (!mgl_test(L, -1)) luaL_error(L, "%s: element %d of the list is a %s, expected a tensor", op, (int)k, luaL_typename(L, -1));
+    if (mgl_is_closed(L, -1)) luaL_error(L, "%s: tensor #%d in the list was closed", op, (int)k);
+    if (!mgl_test(L, -1)) luaL_error(L, "%s: element %d of the list is a %s, expected a tensor", op, (int)k, mgl_typename(L, -1));
     lua_pop(L, 1);
   }
   mg_tensor **ts = malloc(sizeof *ts * (size_t)len);
@@ -247,7 +248,7 @@ static int catstack(lua_State *L, bool stack) {
   int n;
   if (!lua_istable(L, 1))
     return luaL_error(L, "%s: argument #1: expected a list of tensors, got %s", op,
-                      mgl_test(L, 1) ? "a tensor" : luaL_typename(L, 1));
+                      mgl_test(L, 1) ? "a tensor" : mgl_typename(L, 1));
   lua_rawgeti(L, 1, 1);
   mg_tensor *first = mgl_test(L, -1);
   lua_pop(L, 1);

@@ -9,6 +9,7 @@
 **   mg.plugin_refusals()              messages of plugins refused during discovery
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "l_core.h"
@@ -34,19 +35,19 @@ static void to_hpval(lua_State *L, int idx, mg_hpval *v) {
     case LUA_TSTRING: v->type = MG_HV_STRING; v->str = lua_tostring(L, idx); break;
     default:
       if ((v->t = mgl_test(L, idx))) v->type = MG_HV_TENSOR;
-      else { v->type = MG_HV_OTHER; v->str = luaL_typename(L, idx); }
+      else { v->type = MG_HV_OTHER; v->str = mgl_typename(L, idx); }
   }
 }
 
 /* read the options table at idx into opts (strings stay valid while the table lives) */
 static int read_opts(lua_State *L, int idx, mg_hpval *opts, const char *who) {
   if (lua_isnoneornil(L, idx)) return 0;
-  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", who, luaL_typename(L, idx));
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", who, mgl_typename(L, idx));
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "%s: option names must be strings, got a %s key", who, luaL_typename(L, -2));
+      luaL_error(L, "%s: option names must be strings, got a %s key", who, mgl_typename(L, -2));
     if (n == MAX_OPTS) luaL_error(L, "%s: too many options (at most %d)", who, MAX_OPTS);
     opts[n].name = lua_tostring(L, -2);
     to_hpval(L, -1, &opts[n]);
@@ -58,8 +59,21 @@ static int read_opts(lua_State *L, int idx, mg_hpval *opts, const char *who) {
 
 /* ---- optimizers ------------------------------------------------------------------ */
 
+/* the name the running method was called by, for "did you call opt.step(...)" */
+static const char *method_name(lua_State *L, const char *def) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) return ar.name;
+  return def;
+}
+
 static mg_optim *checkopt(lua_State *L, int idx) {
-  optbox *b = luaL_checkudata(L, idx, MGL_OPTIM);
+  optbox *b = luaL_testudata(L, idx, MGL_OPTIM);
+  if (!b) {
+    const char *m = method_name(L, "step");
+    char op[64];
+    snprintf(op, sizeof op, "optim %s", m);
+    mgl_selferror(L, idx, op, "opt", m, "an optimizer");
+  }
   if (!b->o) luaL_error(L, "optim: the optimizer was closed");
   return b->o;
 }
@@ -67,8 +81,11 @@ static mg_optim *checkopt(lua_State *L, int idx) {
 /* mg.optim(name, params [, opts]); params: an array of tensors or a module */
 static int optim_new(lua_State *L) {
   /* called through __call: argument 1 is the mg.optim table itself */
+  if (lua_type(L, 2) != LUA_TSTRING)  /* numbered as the user sees it */
+    return luaL_error(L, "optim: argument #1: expected an optimizer name (a string such as \"sgd\"), got %s",
+                      mgl_typename(L, 2));
   lua_settop(L, 4);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lua_tostring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "optim %s", name);
   if (lua_type(L, 3) == LUA_TTABLE && lua_rawlen(L, 3) == 0) {
@@ -80,14 +97,15 @@ static int optim_new(lua_State *L) {
     } else lua_pop(L, 1);
   }
   if (!lua_istable(L, 3))
-    return luaL_error(L, "%s: argument #2: expected an array of parameter tensors, got %s", who, luaL_typename(L, 3));
+    return luaL_error(L, "%s: argument #2: expected an array of parameter tensors, got %s", who, mgl_typename(L, 3));
   lua_Integer np = (lua_Integer)lua_rawlen(L, 3);
   if (np > 1000000) return luaL_error(L, "%s: too many parameters", who);
   mg_tensor **ps = lua_newuserdatauv(L, (size_t)(np ? np : 1) * sizeof *ps, 0);  /* scratch, collected */
   for (lua_Integer i = 1; i <= np; i++) {
     lua_rawgeti(L, 3, i);
     ps[i - 1] = mgl_test(L, -1);
-    if (!ps[i - 1]) return luaL_error(L, "%s: parameter %d is a %s, not a tensor", who, (int)i, luaL_typename(L, -1));
+    if (mgl_is_closed(L, -1)) return luaL_error(L, "%s: tensor #%d in the parameter list was closed", who, (int)i);
+    if (!ps[i - 1]) return luaL_error(L, "%s: parameter %d is a %s, not a tensor", who, (int)i, mgl_typename(L, -1));
     lua_pop(L, 1);
   }
   mg_hpval opts[MAX_OPTS];
@@ -112,7 +130,7 @@ static int optim_step(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   int nres = 0;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    mgl_checktype(L, 2, LUA_TFUNCTION, "optim step", "a closure (a function)");
     lua_settop(L, 2);
     lua_call(L, 0, LUA_MULTRET);
     nres = lua_gettop(L) - 1;  /* the function was replaced by its results */
@@ -248,7 +266,7 @@ static void load_entries(lua_State *L, mg_optim *o, int idx, int i, bool apply, 
       if (apply && mg_optim_state_set_num(o, i, name, v)) mgl_error(L);
     } else
       luaL_error(L, "%s: load_state_dict: state '%s' of parameter %d must be a tensor or a number, got %s", who,
-                 name, i + 1, luaL_typename(L, -1));
+                 name, i + 1, mgl_typename(L, -1));
     lua_pop(L, 1);
   }
 }
@@ -257,7 +275,7 @@ static void load_entries(lua_State *L, mg_optim *o, int idx, int i, bool apply, 
 static void load_state(lua_State *L, mg_optim *o, int sd, bool apply, const char *who) {
   lua_getfield(L, sd, "state");
   if (!lua_isnil(L, -1)) {
-    if (!lua_istable(L, -1)) luaL_error(L, "%s: load_state_dict: 'state' must be a table, got %s", who, luaL_typename(L, -1));
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: load_state_dict: 'state' must be a table, got %s", who, mgl_typename(L, -1));
     int st = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, st)) {
@@ -268,7 +286,7 @@ static void load_state(lua_State *L, mg_optim *o, int sd, bool apply, const char
                    luaL_tolstring(L, -1, NULL), mg_optim_nparams(o));
       }
       if (!lua_istable(L, -1))
-        luaL_error(L, "%s: load_state_dict: state of parameter %d must be a table, got %s", who, i + 1, luaL_typename(L, -1));
+        luaL_error(L, "%s: load_state_dict: state of parameter %d must be a table, got %s", who, i + 1, mgl_typename(L, -1));
       load_entries(L, o, -1, i, apply, who);
       lua_pop(L, 1);
     }
@@ -283,7 +301,7 @@ static int optim_load_state_dict(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   char who[96];
   snprintf(who, sizeof who, "optim %s", mg_optim_name(o));
-  if (!lua_istable(L, 2)) return luaL_error(L, "%s: load_state_dict: expected a table, got %s", who, luaL_typename(L, 2));
+  if (!lua_istable(L, 2)) return luaL_error(L, "%s: load_state_dict: expected a table, got %s", who, mgl_typename(L, 2));
   lua_settop(L, 2);
   lua_getfield(L, 2, "optim");
   if (!lua_isnil(L, -1) && (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), mg_optim_name(o)) != 0))
@@ -299,7 +317,7 @@ static int optim_load_state_dict(lua_State *L) {
   int hps = lua_gettop(L), nv = 0;
   mg_hpval vals[MAX_OPTS];
   if (!lua_isnil(L, hps) && !lua_istable(L, hps))
-    return luaL_error(L, "%s: load_state_dict: 'hparams' must be a table, got %s", who, luaL_typename(L, hps));
+    return luaL_error(L, "%s: load_state_dict: 'hparams' must be a table, got %s", who, mgl_typename(L, hps));
   load_state(L, o, 2, false, who);  /* raises on any malformed entry, nothing changed yet */
   if (lua_istable(L, hps)) {
     lua_pushnil(L);
@@ -338,7 +356,7 @@ static int optim_index(lua_State *L) {
 static int optim_newindex(lua_State *L) {
   mg_optim *o = checkopt(L, 1);
   mg_hpval v;
-  if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "optim %s: cannot set a %s key", mg_optim_name(o), luaL_typename(L, 2));
+  if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "optim %s: cannot set a %s key", mg_optim_name(o), mgl_typename(L, 2));
   v.name = lua_tostring(L, 2);
   to_hpval(L, 3, &v);
   if (mg_optim_set_hparam(o, &v)) return mgl_error(L);
@@ -369,14 +387,17 @@ static int optim_tostring(lua_State *L) {
 /* ---- losses ----------------------------------------------------------------------- */
 
 static mg_loss *checkloss(lua_State *L, int idx) {
-  lossbox *b = luaL_checkudata(L, idx, MGL_LOSS);
+  lossbox *b = luaL_testudata(L, idx, MGL_LOSS);
+  if (!b) mgl_selferror(L, idx, "loss forward", "crit", "forward", "a loss criterion");
   if (!b->l) luaL_error(L, "loss: the criterion was closed");
   return b->l;
 }
 
 static int loss_new(lua_State *L) {
+  if (lua_type(L, 2) != LUA_TSTRING)  /* numbered as the user sees it: argument 1 is the mg.loss table */
+    return luaL_error(L, "loss: argument #1: expected a loss name (a string such as \"mse\"), got %s", mgl_typename(L, 2));
   lua_settop(L, 3);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lua_tostring(L, 2);
   char who[96];
   snprintf(who, sizeof who, "loss %s", name);
   mg_hpval opts[MAX_OPTS];
@@ -401,11 +422,11 @@ static int loss_call(lua_State *L) {
   mg_loss *l = checkloss(L, 1);
   mg_tensor *pred = mgl_test(L, 2), *target;
   if (!pred)
-    return luaL_error(L, "loss %s: argument #1 (prediction): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 2));
+    return luaL_error(L, "loss %s: argument #1 (prediction): expected a tensor, got %s", mg_loss_name(l), mgl_typename(L, 2));
   mg_tensor *tmp = NULL;
   if (lua_type(L, 3) == LUA_TNUMBER) target = tmp = mg_scalar(mgl_rt(L), pred->dtype, lua_tonumber(L, 3));
   else if (!(target = mgl_test(L, 3)))
-    return luaL_error(L, "loss %s: argument #2 (target): expected a tensor, got %s", mg_loss_name(l), luaL_typename(L, 3));
+    return luaL_error(L, "loss %s: argument #2 (target): expected a tensor, got %s", mg_loss_name(l), mgl_typename(L, 3));
   mg_tensor *out = mg_loss_apply(l, pred, target);
   mg_release(tmp);
   return mgl_push(L, out);
@@ -431,7 +452,7 @@ static int loss_tostring(lua_State *L) {
 /* ---- plugin management ---------------------------------------------------------------- */
 
 static int l_load_plugin(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = mgl_checkstring(L, 1, "load_plugin", "a plugin file path");
   mg_rt *rt = mgl_rt(L);
   if (!mg_plugin_script_load_allowed(rt))
     return luaL_error(L, "load_plugin: %s: loading plugins from scripts is disabled by the host", path);
@@ -467,7 +488,7 @@ static int l_plugins(lua_State *L) {
 }
 
 static int l_add_plugin_dir(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
+  const char *dir = mgl_checkstring(L, 1, "add_plugin_dir", "a directory path");
   if (!mg_plugin_script_load_allowed(mgl_rt(L)))
     return luaL_error(L, "add_plugin_dir: %s: loading plugins from scripts is disabled by the host", dir);
   if (mg_plugin_add_dir(mgl_rt(L), dir)) return mgl_error(L);

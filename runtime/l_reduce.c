@@ -13,7 +13,7 @@
 static bool optbool(lua_State *L, int idx, bool def, const char *op, const char *what) {
   if (lua_isnoneornil(L, idx)) return def;
   if (!lua_isboolean(L, idx))
-    luaL_error(L, "%s: argument #%d (%s): expected a boolean, got %s", op, idx, what, luaL_typename(L, idx));
+    luaL_error(L, "%s: argument #%d (%s): expected a boolean, got %s", op, idx, what, mgl_typename(L, idx));
   return lua_toboolean(L, idx);
 }
 
@@ -92,7 +92,7 @@ static int r_norm(lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING && !strcmp(lua_tostring(L, 2), "fro")) p = 2;
   else if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else if (!lua_isnoneornil(L, 2))
-    return luaL_error(L, "norm: argument #2 (p): expected a number or \"fro\", got %s", luaL_typename(L, 2));
+    return luaL_error(L, "norm: argument #2 (p): expected a number or \"fro\", got %s", mgl_typename(L, 2));
   if (lua_isnoneornil(L, 3)) return mgl_push(L, mg_norm(t, p));
   int d = mgl_dim(L, 3, t->ndim, "norm");  /* norm(p, dim [, keepdim]) */
   return mgl_push(L, mg_norm_dim(t, p, d, lua_toboolean(L, 4)));
@@ -149,8 +149,9 @@ static double now(void) {
 }
 
 static int r_bench_sgemm(lua_State *L) {
-  lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2), k = luaL_checkinteger(L, 3);
-  lua_Integer reps = luaL_optinteger(L, 4, 1);
+  const char *op = "_bench_sgemm";
+  lua_Integer m = mgl_checkinteger(L, 1, op, NULL), n = mgl_checkinteger(L, 2, op, NULL);
+  lua_Integer k = mgl_checkinteger(L, 3, op, NULL), reps = mgl_optinteger(L, 4, op, NULL, 1);
   bool ta = lua_toboolean(L, 5), tb = lua_toboolean(L, 6);
   if (m < 1 || n < 1 || k < 1 || reps < 1 || m > 65536 || n > 65536 || k > 65536)
     return luaL_error(L, "_bench_sgemm: sizes must be in 1..65536 and reps >= 1");

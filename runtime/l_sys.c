@@ -11,13 +11,13 @@ static int l_clock(lua_State *L) {
 }
 
 static int l_manual_seed(lua_State *L) {
-  if (!lua_isinteger(L, 1)) return luaL_error(L, "manual_seed: expected an integer seed, got %s", luaL_typename(L, 1));
+  if (!lua_isinteger(L, 1)) return luaL_error(L, "manual_seed: expected an integer seed, got %s", mgl_typename(L, 1));
   mg_manual_seed(mgl_rt(L), (uint64_t)lua_tointeger(L, 1));
   return 0;
 }
 
 static int l_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = mgl_checkinteger(L, 1, "set_num_threads", "a thread count (integer)");
   if (n < 1 || n > 1024) return luaL_error(L, "set_num_threads: expected 1..1024 threads, got %d", (int)n);
   mgl_rt(L)->nthreads = (int)n;
   return 0;
@@ -25,7 +25,7 @@ static int l_set_num_threads(lua_State *L) {
 
 static int l_get_num_threads(lua_State *L) { lua_pushinteger(L, mgl_rt(L)->nthreads); return 1; }
 
-static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1))); return 1; }
+static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)mgl_optinteger(L, 1, "isatty", "a file descriptor (integer)", 1))); return 1; }
 
 static int l_memory(lua_State *L) {
   mg_rt *rt = mgl_rt(L);

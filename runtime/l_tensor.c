@@ -21,7 +21,7 @@ static int shape_and_opts(lua_State *L, int from, int64_t *shape, mg_dtype *dt, 
   for (int d = 0; d < nd; d++)
     if (shape[d] < 0) mgl_errorf(L, "%s: size #%d is negative (%lld)", op, d + 1, (long long)shape[d]);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
-    luaL_error(L, "%s: argument #%d: expected a size or an options table, got %s", op, next, luaL_typename(L, next));
+    luaL_error(L, "%s: argument #%d: expected a size or an options table, got %s", op, next, mgl_typename(L, next));
   mgl_checkopts(L, next, create_opts, op);
   *dt = mgl_optdtype(L, next, MG_F32, op);
   *rg = mgl_optbool(L, next, "requires_grad", false, op);
@@ -55,9 +55,9 @@ static int l_full(lua_State *L) {
   int64_t shape[MG_MAX_DIMS];
   int nd;
   if (lua_istable(L, 1)) nd = mgl_shape(L, 1, shape, "full", NULL);
-  else if (lua_type(L, 1) == LUA_TNUMBER) { shape[0] = luaL_checkinteger(L, 1); nd = 1; }
-  else return luaL_error(L, "full: argument #1: expected a shape table, got %s", luaL_typename(L, 1));
-  if (lua_type(L, 2) != LUA_TNUMBER) return luaL_error(L, "full: argument #2: expected a fill value, got %s", luaL_typename(L, 2));
+  else if (lua_type(L, 1) == LUA_TNUMBER) { shape[0] = mgl_checkinteger(L, 1, "full", "a size (integer)"); nd = 1; }
+  else return luaL_error(L, "full: argument #1: expected a shape table, got %s", mgl_typename(L, 1));
+  if (lua_type(L, 2) != LUA_TNUMBER) return luaL_error(L, "full: argument #2: expected a fill value, got %s", mgl_typename(L, 2));
   double v = lua_tonumber(L, 2);
   mgl_checkopts(L, 3, create_opts, "full");
   for (int d = 0; d < nd; d++) if (shape[d] < 0) luaL_error(L, "full: size #%d is negative", d + 1);
@@ -77,7 +77,7 @@ static int l_rand(lua_State *L) { return random_fill(L, false, "rand"); }
 static int l_randn(lua_State *L) { return random_fill(L, true, "randn"); }
 
 static int l_randint(lua_State *L) {
-  lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+  lua_Integer lo = mgl_checkinteger(L, 1, "randint", "an integer (lo)"), hi = mgl_checkinteger(L, 2, "randint", "an integer (hi)");
   if (hi < lo) return mgl_errorf(L, "randint: empty range [%lld, %lld] (lo must be <= hi)", (long long)lo, (long long)hi);
   int64_t shape[MG_MAX_DIMS];
   mg_dtype dt; bool rg;
@@ -96,7 +96,7 @@ static int l_randint(lua_State *L) {
 }
 
 static int l_randperm(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = mgl_checkinteger(L, 1, "randperm", "an integer (n)");
   if (n < 0) return luaL_error(L, "randperm: n must be >= 0, got %d", (int)n);
   mgl_checkopts(L, 2, create_opts, "randperm");
   mg_rt *rt = mgl_rt(L);
@@ -116,7 +116,7 @@ static int l_randperm(lua_State *L) {
 }
 
 static int l_range(lua_State *L) {
-  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+  double a = mgl_checknumber(L, 1, "range", "a number (start)"), b = mgl_checknumber(L, 2, "range", "a number (stop)");
   double step = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumber(L, 3) : 1;
   int opts = lua_type(L, 3) == LUA_TNUMBER ? 4 : 3;
   mgl_checkopts(L, opts, create_opts, "range");
@@ -135,7 +135,7 @@ static int l_range(lua_State *L) {
 }
 
 static int l_eye(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer n = mgl_checkinteger(L, 1, "eye", "a size (integer)");
   lua_Integer m = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : n;
   int opts = lua_isinteger(L, 2) ? 3 : 2;
   if (n < 0 || m < 0) return mgl_errorf(L, "eye: sizes must be >= 0, got %lld x %lld", (long long)n, (long long)m);
@@ -160,7 +160,7 @@ static int l_ones_like(lua_State *L) { return like(L, 1, "ones_like"); }
 /* mg.tensor(number | nested table [, opts]) */
 static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *nd) {
   if (lua_type(L, idx) == LUA_TNUMBER) { *nd = depth; return; }
-  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
+  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", mgl_typename(L, idx));
   if (depth >= MG_MAX_DIMS) luaL_error(L, "tensor: nesting deeper than %d dims", MG_MAX_DIMS);
   shape[depth] = (int64_t)lua_rawlen(L, idx);
   if (shape[depth] == 0) { *nd = depth + 1; return; }
@@ -172,13 +172,13 @@ static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *
 static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t *shape, double *out, int64_t *k) {
   if (depth == nd) {
     if (lua_type(L, idx) != LUA_TNUMBER)
-      luaL_error(L, "tensor: expected a number at depth %d, got %s (ragged nesting?)", depth, luaL_typename(L, idx));
+      luaL_error(L, "tensor: expected a number at depth %d, got %s (ragged nesting?)", depth, mgl_typename(L, idx));
     out[(*k)++] = lua_tonumber(L, idx);
     return;
   }
   if (!lua_istable(L, idx) || (int64_t)lua_rawlen(L, idx) != shape[depth])
     luaL_error(L, "tensor: ragged nested table: expected %d elements at depth %d, got %s", (int)shape[depth], depth + 1,
-               lua_istable(L, idx) ? lua_pushfstring(L, "%d", (int)lua_rawlen(L, idx)) : luaL_typename(L, idx));
+               lua_istable(L, idx) ? lua_pushfstring(L, "%d", (int)lua_rawlen(L, idx)) : mgl_typename(L, idx));
   for (int64_t i = 1; i <= shape[depth]; i++) {
     lua_rawgeti(L, idx, i);
     nested_fill(L, lua_gettop(L), depth + 1, nd, shape, out, k);
@@ -257,7 +257,7 @@ static int64_t elem_offset(lua_State *L, mg_tensor *t, int from, const char *op)
     if (!lua_isinteger(L, from + d)) {
       char b[128];
       luaL_error(L, "%s: expected %d integer indices for a tensor of shape %s, argument #%d is %s", op, t->ndim,
-                 mg_shape_str(t, b, sizeof b), from + d, lua_isnone(L, from + d) ? "missing" : luaL_typename(L, from + d));
+                 mg_shape_str(t, b, sizeof b), from + d, lua_isnone(L, from + d) ? "missing" : mgl_typename(L, from + d));
     }
     lua_Integer i = lua_tointeger(L, from + d);
     if (i < 0) i += t->shape[d] + 1;
@@ -292,7 +292,7 @@ static int m_set(lua_State *L) {
     return luaL_error(L, "set: expected %d indices and a value for a tensor of shape %s, got %d arguments", t->ndim,
                       mg_shape_str(t, b, sizeof b), n - 1);
   }
-  if (lua_type(L, n) != LUA_TNUMBER) return luaL_error(L, "set: value must be a number, got %s", luaL_typename(L, n));
+  if (lua_type(L, n) != LUA_TNUMBER) return luaL_error(L, "set: value must be a number, got %s", mgl_typename(L, n));
   if (mg_check_inplace("set", t, NULL)) return mgl_error(L);
   int64_t off = elem_offset(L, t, 2, "set");
   double v = lua_tonumber(L, n);
@@ -362,7 +362,8 @@ static void print_rec(luaL_Buffer *B, mg_tensor *t, int d, int64_t off, int widt
 }
 
 static int m_tostring(lua_State *L) {
-  mgl_box *bx = luaL_checkudata(L, 1, MGL_TENSOR);  /* also accepts a closed tensor */
+  mgl_box *bx = luaL_testudata(L, 1, MGL_TENSOR);  /* also accepts a closed tensor */
+  if (!bx) return mgl_argerror(L, 1, "tostring", "a tensor");
   if (!bx->t) { lua_pushliteral(L, "tensor(closed)"); return 1; }
   mg_tensor *t = bx->t;
   if (t->st->detached) { lua_pushliteral(L, "tensor(detached host memory)"); return 1; }
@@ -447,7 +448,7 @@ static int m_permute(lua_State *L) {
 static int m_narrow(lua_State *L) {
   SELF("narrow");
   int d = mgl_dim(L, 2, t->ndim, "narrow");
-  lua_Integer s = luaL_checkinteger(L, 3), n = luaL_checkinteger(L, 4);
+  lua_Integer s = mgl_checkinteger(L, 3, "narrow", "an integer (start)"), n = mgl_checkinteger(L, 4, "narrow", "an integer (length)");
   if (s < 0) s += t->shape[d] + 1;
   return mgl_push(L, mg_narrow(t, d, s - 1, n));
 }
@@ -455,7 +456,7 @@ static int m_narrow(lua_State *L) {
 static int m_select(lua_State *L) {
   SELF("select");
   int d = mgl_dim(L, 2, t->ndim, "select");
-  lua_Integer i = luaL_checkinteger(L, 3);
+  lua_Integer i = mgl_checkinteger(L, 3, "select", "an integer (index)");
   if (i < 0) i += t->shape[d] + 1;
   return mgl_push(L, mg_select(t, d, i - 1));
 }
@@ -498,7 +499,7 @@ static int m_detach(lua_State *L) { SELF("detach"); return mgl_push(L, mg_detach
 
 static int m_to(lua_State *L) {
   SELF("to");
-  const char *s = luaL_checkstring(L, 2);
+  const char *s = mgl_checkstring(L, 2, "to", "a dtype name (\"float32\" or \"float64\")");
   mg_dtype dt;
   if (!strcmp(s, "float32") || !strcmp(s, "float")) dt = MG_F32;
   else if (!strcmp(s, "float64") || !strcmp(s, "double")) dt = MG_F64;
@@ -521,7 +522,7 @@ static int ret_self(lua_State *L, int status) {
 
 static int m_fill_(lua_State *L) {
   SELF("fill_");
-  double v = luaL_checknumber(L, 2);
+  double v = mgl_checknumber(L, 2, "fill_", "a number (the fill value)");
   if (mg_check_inplace("fill_", t, NULL)) return mgl_error(L);
   return ret_self(L, mg_fill_(t, v));
 }
@@ -541,14 +542,14 @@ static int m_copy_(lua_State *L) {
 
 static int m_uniform_(lua_State *L) {
   SELF("uniform_");
-  double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
+  double a = mgl_optnumber(L, 2, "uniform_", NULL, 0), b = mgl_optnumber(L, 3, "uniform_", NULL, 1);
   if (!(a <= b)) return mgl_errorf(L, "uniform_: expected a <= b, got a=%g, b=%g", a, b);
   return ret_self(L, mg_uniform_(t, a, b));
 }
 
 static int m_normal_(lua_State *L) {
   SELF("normal_");
-  double m = luaL_optnumber(L, 2, 0), s = luaL_optnumber(L, 3, 1);
+  double m = mgl_optnumber(L, 2, "normal_", "a number (mean)", 0), s = mgl_optnumber(L, 3, "normal_", "a number (std)", 1);
   if (!(s >= 0)) return mgl_errorf(L, "normal_: std must be >= 0, got %g", s);
   return ret_self(L, mg_normal_(t, m, s));
 }
@@ -601,7 +602,7 @@ static int mm_index(lua_State *L) {
     if (i < 0) i += t->shape[0] + 1;
     return mgl_push(L, mg_select(t, 0, i - 1));
   }
-  return luaL_error(L, "index: expected an integer index or a method name, got %s", luaL_typename(L, 2));
+  return luaL_error(L, "index: expected an integer index or a method name, got %s", mgl_typename(L, 2));
 }
 
 static int mm_newindex(lua_State *L) {
@@ -624,11 +625,14 @@ static int mm_newindex(lua_State *L) {
   if (k && !strcmp(k, "grad")) {
     if (lua_isnil(L, 3)) { mg_release(t->grad); t->grad = NULL; return 0; }
     mg_tensor *g = mgl_check(L, 3, "grad assignment");
-    if (!mg_same_shape(g, t)) {
-      char s1[128], s2[128];
+    char s1[128], s2[128];
+    if (!mg_same_shape(g, t))
       return luaL_error(L, "grad assignment: gradient of shape %s for a tensor of shape %s", mg_shape_str(g, s1, sizeof s1),
                         mg_shape_str(t, s2, sizeof s2));
-    }
+    if (g->dtype != t->dtype)  /* as PyTorch: no silent conversion */
+      return luaL_error(L, "grad assignment: gradient of dtype %s for a %s tensor (shape %s); convert it with :to(\"%s\")",
+                        mg_dtype_name(g->dtype), mg_dtype_name(t->dtype), mg_shape_str(t, s2, sizeof s2),
+                        mg_dtype_name(t->dtype));
     mg_release(t->grad);
     t->grad = mg_retain(g);
     return 0;
@@ -639,7 +643,7 @@ static int mm_newindex(lua_State *L) {
     t->requires_grad = v;
     return 0;
   }
-  return luaL_error(L, "tensor: cannot set field '%s' (tensors have no custom fields)", k ? k : luaL_typename(L, 2));
+  return luaL_error(L, "tensor: cannot set field '%s' (tensors have no custom fields)", k ? k : mgl_typename(L, 2));
 }
 
 static int arith(lua_State *L, mg_binop op, const char *name) {

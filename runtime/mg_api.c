@@ -340,7 +340,9 @@ void mg_config_init(mg_config *cfg) {
 
 /* require() in a sandbox: the compiled-in moongrad and nothing else */
 static int sandbox_require(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return luaL_error(L, "require: expected a module name (a string), got %s", luaL_typename(L, 1));
+  const char *name = lua_tostring(L, 1);
   lua_getfield(L, lua_upvalueindex(1), name);
   if (lua_isnil(L, -1))
     return luaL_error(L, "require: module '%s' is not available in the sandbox (only \"moongrad\")", name);

@@ -251,7 +251,8 @@ typedef enum {
   MG_NEG, MG_EXP, MG_LOG, MG_SQRT, MG_RSQRT, MG_ABS, MG_SIGN, MG_SIN, MG_COS, MG_TANH,
   MG_SIGMOID, MG_RELU, MG_LEAKY_RELU, MG_GELU, MG_SOFTPLUS, MG_CLAMP, MG_POWS /* x^a */
 } mg_unop;
-/* a, b: leaky_relu slope; clamp lo, hi (NaN: no bound); pows exponent */
+/* a, b: leaky_relu slope; clamp lo, hi (-inf, inf: no bound; a NaN bound makes every
+** element NaN, as PyTorch); pows exponent */
 mg_tensor *mg_unary(mg_unop op, mg_tensor *x, double a, double b);
 int mg_unary_(mg_unop op, mg_tensor *x, double a, double b);     /* in place, not recorded */
 int mg_fill_(mg_tensor *t, double v);

@@ -9,12 +9,15 @@
 #include "mg_io.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -508,6 +511,41 @@ static int fsync_dir(const char *path) {
 
 static _Atomic unsigned tmp_counter;
 
+/* Remove path.tmp.<pid>.<n> files left by saves killed mid-write: only those whose
+** process is gone (kill(pid, 0) fails with ESRCH). Ours and live processes' may be
+** in use by a concurrent save. Best effort: errors are ignored. */
+static void remove_stale_tmps(const char *path) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  size_t blen = strlen(base), dlen = slash ? (size_t)(slash - path) : 0;
+  char *dir = malloc(dlen + 2);
+  if (!dir) return;
+  if (!slash) strcpy(dir, ".");
+  else if (dlen == 0) strcpy(dir, "/");
+  else memcpy(dir, path, dlen), dir[dlen] = 0;
+  DIR *d = opendir(dir);
+  free(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *nm = e->d_name, *p = nm + blen + 5;  /* after "<base>.tmp." */
+    if (strncmp(nm, base, blen) != 0 || strncmp(nm + blen, ".tmp.", 5) != 0 || !isdigit((unsigned char)*p)) continue;
+    char *end;
+    errno = 0;
+    long pid = strtol(p, &end, 10);
+    if (errno || pid <= 0 || pid > 0x7fffffffL || *end != '.' || !isdigit((unsigned char)end[1])) continue;
+    strtoul(end + 1, &end, 10);
+    if (*end || (pid_t)pid == getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;  /* alive, or not ours to judge */
+    size_t n = dlen + 1 + strlen(nm) + 1;
+    char *full = malloc(n);
+    if (!full) break;
+    snprintf(full, n, "%.*s%s%s", (int)dlen, path, slash ? "/" : "", nm);
+    unlink(full);
+    free(full);
+  }
+  closedir(d);
+}
+
 int mgio_st_write(const char *path, const mgio_wtensor *ts, int n, const mgio_kv *meta, int nmeta,
                   char *err, size_t errlen) {
   if (n < 0 || nmeta < 0) return mgio_err(err, errlen, "%s: negative count", path);
@@ -610,7 +648,7 @@ int mgio_st_write(const char *path, const mgio_wtensor *ts, int n, const mgio_kv
     unlink(tmp);
   } else if (fsync_dir(path)) {
     r = mgio_err(err, errlen, "%s: written, but syncing its directory failed: %s", path, strerror(errno));
-  }
+  } else remove_stale_tmps(path);
   free(tmp), free(h.p), free(nbytes);
   return r;
 }

@@ -73,6 +73,12 @@ int main(void) {
   expect(R, "local mg = require('moongrad'); mg.data.idx('/etc/passwd')", MG_ERR_RUN, "sandbox", "mg.data.idx fails");
   expect(R, "local mg = require('moongrad'); mg.util.Logger('/tmp/x.csv')", MG_ERR_RUN, "sandbox", "mg.util.Logger fails");
   expect(R, "local mg = require('moongrad'); assert(mg._idx == nil and mg._csv == nil)", MG_OK, NULL, "no raw readers left");
+  expect(R, "local mg = require('moongrad'); local lines, saved = {}, print\n"
+            "print = function(...) lines[#lines + 1] = table.concat({...}, '\\t') end\n"
+            "local ok, e = pcall(function() local b = mg.util.progress(2, {label = 'sb'}); b:advance(); b:advance() end)\n"
+            "print = saved; assert(ok, e)\n"
+            "assert(lines[#lines] and lines[#lines]:find('^sb 100%% 2/2'), tostring(lines[#lines]))",
+         MG_OK, NULL, "mg.util.progress works without io (its lines go through print)");
 
   /* a sandboxed run_file accepts source but not precompiled chunks */
   char bin[300];

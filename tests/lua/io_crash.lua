@@ -46,10 +46,16 @@ end
 T:eq(bad, 0, ("after each of %d kills the checkpoint loads and is one complete version"):format(rounds))
 T:ok(not went_back, "versions never go backwards across kills")
 T:ok(last > rounds, ("the writers made progress (reached version %d)"):format(last))
-local p = io.popen("ls '" .. dir .. "' | grep -c '\\.tmp\\.'")
-local ntmp = tonumber(p:read("a")) or 0
-p:close()
+local function ntmps()
+  local p = io.popen("ls '" .. dir .. "' | grep -c '\\.tmp\\.'")
+  local k = tonumber(p:read("a")) or 0
+  p:close()
+  return k
+end
+local ntmp = ntmps()
 T:diag(("%d kills interrupted a write (temporary files left behind)"):format(ntmp))
 T:ok(ntmp >= 0 and ntmp <= rounds, "at most one stale temporary file per killed writer")
+mg.save(ck, { version = last + 1, w = mg.zeros(4), tag = "final" })
+T:eq(ntmps(), 0, "the next successful save removes the killed writers' temporaries")
 os.execute("rm -rf '" .. dir .. "'")
 T:done()

@@ -63,10 +63,10 @@ local cases = {
   {function() return (mg.ones(1, {requires_grad = true}) * 2):requires_grad_(false) end, "non-leaf", "turning off grad on a non-leaf"},
   {function() return mg.manual_seed("x") end, "manual_seed: expected an integer seed", "manual_seed with a string"},
   {function() return mg.set_num_threads(0) end, "set_num_threads: expected 1..1024 threads, got 0", "zero threads"},
-  {function() return mg.no_grad(5) end, "bad argument #1 to 'no_grad'", "no_grad of a number"},
+  {function() return mg.no_grad(5) end, "no_grad: argument #1: expected a function, got number", "no_grad of a number"},
   {function() return mg.Function{forward = 1} end, "Function: 'forward' must be a function", "Function without forward"},
   {function() return mg.gradcheck(5, {}) end, "gradcheck: argument #1: expected a function", "gradcheck of a number"},
-  {function() return mg.zeros(2):fill_() end, "bad argument #1 to 'fill_' (number expected, got no value)", "fill_ without a value"},
+  {function() return mg.zeros(2):fill_() end, "fill_: argument #2: expected a number (the fill value), got no value", "fill_ without a value"},
   {function() return #mg.tensor(3) end, "a 0-dim tensor has no length", "# of a 0-dim tensor"},
   {function() return mg.tensor(3)[1] end, "cannot index a 0-dim tensor", "indexing a 0-dim tensor"},
 }

@@ -64,23 +64,23 @@ local out_sink = {write = function() end}
 
 local cases = {
   -- mg.save
-  {function() return mg.save() end, "bad argument #1 to 'save' (string expected, got no value)", "save without arguments"},
+  {function() return mg.save() end, "save: argument #1: expected a file path, got no value", "save without arguments"},
   {function() return mg.save(P("a.st")) end, "save: expected a tensor or a table to save, got nothing", "save without a value"},
   {function() return mg.save(P("a.st"), 5) end, "save: expected a tensor or a table, got number", "save a bare number"},
   {function() return mg.save(P("a.st"), print) end, "save: expected a tensor or a table, got function", "save a function"},
-  {function() return mg.save(nil, mg.ones(2)) end, "bad argument #1 to 'save' (string expected, got nil)", "save to a nil path"},
+  {function() return mg.save(nil, mg.ones(2)) end, "save: argument #1: expected a file path, got nil", "save to a nil path"},
   {function() return mg.save(dir .. "/no/such/dir/x.st", mg.ones(2)) end, "save: " .. dir .. "/no/such/dir/x.st: cannot create", "save into a missing directory"},
   {function() return mg.save(dir, mg.ones(2)) end, "save: " .. dir .. ": cannot write", "save onto a directory"},
   {function() return mg.save(P("a.st"), {f = print}) end, "save: value at 'f' is a function", "save a table holding a function"},
   {function() return mg.save(P("a.st"), {c = coroutine.create(print)}) end, "save: value at 'c' is a thread", "save a table holding a coroutine"},
-  {function() return mg.save(P("a.st"), {u = io.stdout}) end, "save: value at 'u' is a userdata", "save a table holding a file"},
+  {function() return mg.save(P("a.st"), {u = io.stdout}) end, "save: value at 'u' is a FILE*", "save a table holding a file"},
   {function() return mg.save(P("a.st"), cyc) end, "contains itself (a cycle)", "save a cyclic table"},
   {function() return mg.save(P("a.st"), {[true] = 1}) end, "save: keys must be strings or integers", "save a boolean key"},
   {function() return mg.save(P("a.st"), {[""] = 1}) end, "save: empty key in the table at", "save an empty key"},
   {function() return mg.save(P("a.st"), {["a.b"] = 1, a = {b = 2}}) end, "would both be saved as 'a.b'", "save colliding dotted keys"},
   {function() return mg.save(P("a.st"), {[1.5] = 1}) end, "save: keys must be strings or integers", "save a fractional key"},
   -- mg.load
-  {function() return mg.load() end, "bad argument #1 to 'load' (string expected, got no value)", "load without a path"},
+  {function() return mg.load() end, "load: argument #1: expected a file path, got no value", "load without a path"},
   {function() return mg.load(P("missing.st")) end, "load: " .. P("missing.st"), "load a missing file"},
   {function() return mg.load(dir) end, "load: " .. dir, "load a directory"},
   {function() return mg.load(P("empty.st")) end, "load: " .. P("empty.st"), "load an empty file"},
@@ -161,13 +161,13 @@ local cases = {
   -- threads, seeds, plugins
   {function() return mg.set_num_threads(-1) end, "set_num_threads: expected 1..1024 threads, got -1", "negative threads"},
   {function() return mg.set_num_threads(100000) end, "set_num_threads: expected 1..1024 threads, got 100000", "too many threads"},
-  {function() return mg.set_num_threads("four") end, "bad argument #1 to 'set_num_threads' (number expected, got string)", "threads as a string"},
-  {function() return mg.set_num_threads(1.5) end, "bad argument #1 to 'set_num_threads' (number has no integer representation)", "fractional threads"},
+  {function() return mg.set_num_threads("four") end, "set_num_threads: argument #1: expected a thread count (integer), got string", "threads as a string"},
+  {function() return mg.set_num_threads(1.5) end, "set_num_threads: argument #1: expected a thread count (integer), got 1.5", "fractional threads"},
   {function() return mg.manual_seed(1.5) end, "manual_seed: expected an integer seed, got number", "fractional seed"},
   {function() return mg.manual_seed() end, "manual_seed: expected an integer seed, got no value", "seed without a value"},
   {function() return mg.load_plugin(P("missing.so")) end, "load_plugin: " .. P("missing.so") .. ": no such file", "load_plugin missing file"},
   {function() return mg.load_plugin(P("metrics.csv")) end, "load_plugin: " .. P("metrics.csv") .. ": cannot load", "load_plugin a text file"},
-  {function() return mg.load_plugin() end, "bad argument #1 to 'load_plugin' (string expected, got no value)", "load_plugin without a path"},
+  {function() return mg.load_plugin() end, "load_plugin: argument #1: expected a plugin file path, got no value", "load_plugin without a path"},
   {function() return mg.load_plugin("") end, "load_plugin: empty path", "load_plugin empty path"},
 }
 

@@ -106,13 +106,13 @@ for _, case in ipairs(REF) do
   end
 end
 
--- the gradient may have another dtype than the parameter (converted), and zero_grad zeroes it
+-- an assigned gradient steps the parameter, and zero_grad zeroes it
 do
   local p = mg.tensor({1, 2}, {requires_grad = true})
   local opt = mg.optim("sgd", {p}, {lr = 0.5})
-  p.grad = mg.tensor({1, -1}, {dtype = "float64"})
+  p.grad = mg.tensor({1, -1})
   opt:step()
-  T:near(p, {0.5, 2.5}, 1e-7, "sgd: float64 gradient of a float32 parameter")
+  T:near(p, {0.5, 2.5}, 1e-7, "sgd: an assigned gradient")
   opt:zero_grad()
   T:near(p.grad, {0, 0}, 0, "zero_grad zeroes the gradients")
   opt:zero_grad(true)
