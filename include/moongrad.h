@@ -17,7 +17,7 @@
 ** Threads. A runtime has no process-wide state: several may live in one
 ** process, each used by one thread at a time (calls on one runtime must not
 ** overlap); different runtimes may be used from different threads at once.
-** The one process-wide setting is OpenBLAS's thread count (see mg_config.threads).
+** The one process-wide setting: creating a runtime sets OpenBLAS to one thread.
 **
 ** Status. Every function that can fail returns an mg_status. On failure the
 ** runtime keeps a message — for a script error the Lua message and traceback —
@@ -77,8 +77,9 @@ typedef struct mg_config {
   const char *const *plugin_dirs;
   bool default_plugin_dirs;    /* scan the built-in directory and $MOONGRAD_PLUGIN_PATH (default true) */
   bool allow_plugin_load;      /* scripts may call mg.load_plugin / mg.add_plugin_dir (default true) */
-  /* threads for this runtime's kernels; 0 leaves the default (1). A value > 0
-  ** also sets OpenBLAS's thread count, which is process-wide. */
+  /* threads for this runtime's kernels; 0 leaves the default (1). moongrad runs
+  ** its own threads and keeps OpenBLAS on one (a process-wide setting, made when
+  ** a runtime is created). */
   int threads;
   /* bytes of Lua heap plus tensor storage this runtime may hold; 0: no limit.
   ** A script that passes it gets a Lua error and the call returns MG_ERR_MEMORY. */

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 #include "mg_parallel.h"
 
 #define MAXT 64
@@ -86,8 +87,20 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* spinning threads must not outnumber the cores: more than the online CPUs are not used */
+static int ncpu(void) {
+  static _Atomic int n;
+  int v = atomic_load_explicit(&n, memory_order_relaxed);
+  if (v == 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    v = c < 1 ? 1 : c > MAXT ? MAXT : (int)c;
+    atomic_store_explicit(&n, v, memory_order_relaxed);
+  }
+  return v;
+}
+
 int mg_par_threads(mg_rt *rt, int64_t n, int64_t min_each) {
-  int64_t nt = rt->nthreads;
+  int64_t nt = rt->nthreads < ncpu() ? rt->nthreads : ncpu();
   if (min_each < 1) min_each = 1;
   if (nt > n / min_each) nt = n / min_each;
   if (nt > MAXT) nt = MAXT;
