@@ -581,53 +581,6 @@ POOL2ROW(double)
 MAXPOOL(float)
 MAXPOOL(double)
 
-/* the argmax buffer (n->i[0] bytes) comes from the runtime's cache, as column buffers do */
-static void poolctx_free(mg_node *n) { unscratch(n->rt, n->ctx, (size_t)n->i[0]); }
-
-static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
-  int64_t *idx = n->ctx;
-  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
-  mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
-  if (!gx) { mg_release(g); return -1; }
-  int nd = gx->ndim;
-  int64_t HW = gx->shape[nd - 2] * gx->shape[nd - 1], L = g->shape[nd - 2] * g->shape[nd - 1];
-  int64_t P = L ? g->numel / L : 0;
-  for (int64_t pl = 0; pl < P; pl++)
-    for (int64_t k = 0; k < L; k++) {
-      int64_t s = pl * HW + idx[pl * L + k];
-      if (gx->dtype == MG_F32) mg_f32(gx)[s] += mg_f32(g)[pl * L + k];
-      else mg_f64(gx)[s] += mg_f64(g)[pl * L + k];
-    }
-  mg_release(g);
-  gin[0] = gx;
-  return 0;
-}
-
-mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], const int pad[2]) {
-  pgeom q;
-  const int *s = stride ? stride : k;
-  int zero[2] = {0, 0};
-  if (pool_check("max_pool2d", x, k, s, pad ? pad : zero, &q)) return NULL;
-  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
-  bool rec = mg_any_requires_grad(x->rt, 1, &x);
-  size_t nidx = sizeof(int64_t) * (size_t)(y ? y->numel : 0);
-  int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
-  if (y && rec && !idx) { mg_release(y); y = NULL; }
-  if (y) {
-    int32_t *code = malloc(sizeof(int32_t) * (size_t)(q.OW + 1));  /* one row */
-    if (!code) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; if (idx) unscratch(x->rt, idx, nidx); idx = NULL; }
-    else if (x->dtype == MG_F32) maxpool_float(&q, mg_f32(xc), mg_f32(y), idx, code);
-    else maxpool_double(&q, mg_f64(xc), mg_f64(y), idx, code);
-    free(code);
-  }
-  mg_release(xc);
-  if (!y) return NULL;
-  mg_node *n = mg_record(y, "max_pool2d", max_pool2d_bw, 1, &x);
-  if (n) { n->ctx = idx; n->i[0] = (int64_t)nidx; n->ctx_free = poolctx_free; }
-  else if (idx) unscratch(x->rt, idx, nidx);
-  return y;
-}
-
 /* avg (count_include_pad): y = sum over the window / (kh*kw); backward spreads g/(kh*kw) */
 #define AVGPOOL(T)                                                                                      \
   static void avgpool_##T(const pgeom *q, T *x, T *y, bool back) {                                       \
@@ -653,6 +606,90 @@ mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
 AVGPOOL(float)
 AVGPOOL(double)
 
+/* Pooling splits its planes over the runtime's threads, at least POOL_MIN input
+** elements each; planes are independent, so the split changes no value. */
+#define POOL_MIN 16384
+typedef struct {
+  pgeom q;
+  mg_dtype dt;
+  char *x, *y;      /* input (or gx) and output (or g) planes */
+  int64_t *idx;     /* max: argmax per output, or NULL */
+  int32_t *code;    /* max forward: a row of scratch per thread */
+  int kind;         /* 0 max forward, 1 max backward, 2 avg forward, 3 avg backward */
+} pjob;
+
+static void pool_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
+  const pjob *j = ctx;
+  pgeom q = j->q;
+  size_t es = mg_dtype_size(j->dt);
+  int64_t HW = q.H * q.W, L = q.OH * q.OW;
+  char *x = j->x + es * (size_t)(lo * HW), *y = j->y + es * (size_t)(lo * L);
+  int64_t *idx = j->idx ? j->idx + lo * L : NULL;
+  bool f32 = j->dt == MG_F32;
+  q.P = hi - lo;
+  if (j->kind == 0) {
+    int32_t *code = j->code + (size_t)tid * (size_t)(q.OW + 1);
+    if (f32) maxpool_float(&q, (float *)x, (float *)y, idx, code); else maxpool_double(&q, (double *)x, (double *)y, idx, code);
+  } else if (j->kind == 1) {
+    for (int64_t pl = 0; pl < q.P; pl++)
+      for (int64_t k = 0; k < L; k++) {
+        int64_t s = pl * HW + idx[pl * L + k];
+        if (f32) ((float *)x)[s] += ((float *)y)[pl * L + k];
+        else ((double *)x)[s] += ((double *)y)[pl * L + k];
+      }
+  } else if (f32) avgpool_float(&q, (float *)x, (float *)y, j->kind == 3);
+  else avgpool_double(&q, (double *)x, (double *)y, j->kind == 3);
+}
+
+static void pool_run(mg_rt *rt, pjob *j) {
+  int64_t HW = j->q.H * j->q.W;
+  mg_parallel_for(rt, j->q.P, HW > 0 ? (POOL_MIN + HW - 1) / HW : 1, pool_piece, j);
+}
+
+/* the argmax buffer (n->i[0] bytes) comes from the runtime's cache, as column buffers do */
+static void poolctx_free(mg_node *n) { unscratch(n->rt, n->ctx, (size_t)n->i[0]); }
+
+static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
+  int64_t *idx = n->ctx;
+  mg_tensor *g = mg_dense(gout, n->in[0].dtype);
+  mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
+  if (!gx) { mg_release(g); return -1; }
+  int nd = gx->ndim;
+  pjob j = {.dt = g->dtype, .x = mg_data(gx), .y = mg_data(g), .idx = idx, .kind = 1};
+  j.q.H = gx->shape[nd - 2]; j.q.W = gx->shape[nd - 1]; j.q.OH = g->shape[nd - 2]; j.q.OW = g->shape[nd - 1];
+  j.q.P = j.q.OH * j.q.OW > 0 ? g->numel / (j.q.OH * j.q.OW) : 0;
+  pool_run(n->rt, &j);
+  mg_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], const int pad[2]) {
+  pgeom q;
+  const int *s = stride ? stride : k;
+  int zero[2] = {0, 0};
+  if (pool_check("max_pool2d", x, k, s, pad ? pad : zero, &q)) return NULL;
+  mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
+  bool rec = mg_any_requires_grad(x->rt, 1, &x);
+  size_t nidx = sizeof(int64_t) * (size_t)(y ? y->numel : 0);
+  int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
+  if (y && rec && !idx) { mg_release(y); y = NULL; }
+  if (y) {
+    int nt = mg_par_threads(x->rt, q.P, q.H * q.W > 0 ? (POOL_MIN + q.H * q.W - 1) / (q.H * q.W) : 1);
+    pjob j = {q, x->dtype, mg_data(xc), mg_data(y), idx, malloc(sizeof(int32_t) * (size_t)(q.OW + 1) * (size_t)nt), 0};
+    if (!j.code) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; if (idx) unscratch(x->rt, idx, nidx); idx = NULL; }
+    else pool_run(x->rt, &j);
+    free(j.code);
+  }
+  mg_release(xc);
+  if (!y) return NULL;
+  mg_node *n = mg_record(y, "max_pool2d", max_pool2d_bw, 1, &x);
+  if (n) { n->ctx = idx; n->i[0] = (int64_t)nidx; n->ctx_free = poolctx_free; }
+  else if (idx) unscratch(x->rt, idx, nidx);
+  return y;
+}
+
+
 static int avg_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   pgeom q;
   mg_tensor *g = mg_dense(gout, n->in[0].dtype);
@@ -662,8 +699,8 @@ static int avg_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   q.H = gx->shape[nd - 2]; q.W = gx->shape[nd - 1]; q.OH = g->shape[nd - 2]; q.OW = g->shape[nd - 1];
   q.P = gx->shape[0] * (nd == 4 ? gx->shape[1] : 1);
   q.kh = (int)n->i[0]; q.kw = (int)n->i[1]; q.sh = (int)n->i[2]; q.sw = (int)n->i[3]; q.ph = (int)n->i[4]; q.pw = (int)n->i[5];
-  if (g->dtype == MG_F32) avgpool_float(&q, mg_f32(gx), mg_f32(g), true);
-  else avgpool_double(&q, mg_f64(gx), mg_f64(g), true);
+  pjob j = {q, g->dtype, mg_data(gx), mg_data(g), NULL, NULL, 3};
+  pool_run(n->rt, &j);
   mg_release(g);
   gin[0] = gx;
   return 0;
@@ -677,8 +714,8 @@ mg_tensor *mg_avg_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   if (pool_check("avg_pool2d", x, k, s, p, &q)) return NULL;
   mg_tensor *xc = mg_dense(x, x->dtype), *y = xc ? pool_out(x, x->dtype, &q) : NULL;
   if (y) {
-    if (x->dtype == MG_F32) avgpool_float(&q, mg_f32(xc), mg_f32(y), false);
-    else avgpool_double(&q, mg_f64(xc), mg_f64(y), false);
+    pjob j = {q, x->dtype, mg_data(xc), mg_data(y), NULL, NULL, 2};
+    pool_run(x->rt, &j);
   }
   mg_release(xc);
   if (!y) return NULL;

@@ -5,6 +5,7 @@
 */
 #include <tgmath.h>
 #include "mg_core.h"
+#include "mg_parallel.h"
 
 static const char *unop_name[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "sin", "cos",
                                   "tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softplus", "clamp", "pow"};
@@ -77,6 +78,27 @@ static void run_backward(mg_unop op, mg_dtype dt, int64_t n, void *pgx, const vo
   if (dt == MG_F32) BACKWARD(float); else BACKWARD(double);
 }
 
+/* Large tensors are split over the runtime's threads in blocks of PAR_BLOCK elements
+** (each element is computed alone, so the split does not change any value). */
+#define PAR_BLOCK 32768
+typedef struct { mg_unop op; mg_dtype dt; int64_t n; char *out; const char *in, *v; double a, b; } ujob;
+
+static void unary_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
+  const ujob *j = ctx;
+  size_t es = mg_dtype_size(j->dt);
+  int64_t i0 = lo * PAR_BLOCK, i1 = hi * PAR_BLOCK < j->n ? hi * PAR_BLOCK : j->n;
+  (void)tid;
+  if (j->v) run_backward(j->op, j->dt, i1 - i0, j->out + es * (size_t)i0, j->in + es * (size_t)i0, j->v + es * (size_t)i0, j->a, j->b);
+  else run_forward(j->op, j->dt, i1 - i0, j->out + es * (size_t)i0, j->in + es * (size_t)i0, j->a, j->b);
+}
+
+/* out = op(in), or with v the backward gx = g op'(v) (in is g) */
+static void unary_run(mg_rt *rt, mg_unop op, mg_dtype dt, int64_t n, void *out, const void *in, const void *v, double a,
+                      double b) {
+  ujob j = {op, dt, n, out, in, v, a, b};
+  mg_parallel_for(rt, (n + PAR_BLOCK - 1) / PAR_BLOCK, 1, unary_piece, &j);
+}
+
 static int unary_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   mg_unop op = (mg_unop)n->i[0];
   if (op == MG_NEG) { gin[0] = mg_unary(MG_NEG, g, 0, 0); return gin[0] ? 0 : -1; }
@@ -86,7 +108,7 @@ static int unary_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
   mg_tensor *gc = g->dtype == v->dtype ? mg_contiguous(g) : mg_to(g, v->dtype);
   mg_tensor *vc = gc ? mg_contiguous(v) : NULL;
   mg_tensor *gx = vc ? mg_empty_like(vc) : NULL;
-  if (gx) run_backward(op, v->dtype, v->numel, mg_data(gx), mg_data(gc), mg_data(vc), n->f[0], n->f[1]);
+  if (gx) unary_run(n->rt, op, v->dtype, v->numel, mg_data(gx), mg_data(gc), mg_data(vc), n->f[0], n->f[1]);
   mg_release(gc);
   mg_release(vc);
   gin[0] = gx;
@@ -98,7 +120,7 @@ mg_tensor *mg_unary(mg_unop op, mg_tensor *x, double a, double b) {
   mg_tensor *xc = mg_contiguous(x);
   if (!xc) return NULL;
   mg_tensor *y = mg_empty_like(xc);
-  if (y) run_forward(op, x->dtype, x->numel, mg_data(y), mg_data(xc), a, b);
+  if (y) unary_run(x->rt, op, x->dtype, x->numel, mg_data(y), mg_data(xc), NULL, a, b);
   mg_release(xc);
   if (!y) return NULL;
   mg_node *n = mg_record(y, unop_name[op], unary_bw, 1, &x);
@@ -116,7 +138,7 @@ int mg_unary_(mg_unop op, mg_tensor *x, double a, double b) {
   const char *name = unop_name[op];
   if (mg_check_alive(x, name) || mg_check_inplace(name, x, NULL)) return -1;
   if (mg_is_contiguous(x)) {
-    run_forward(op, x->dtype, x->numel, mg_data(x), mg_data(x), a, b);
+    unary_run(x->rt, op, x->dtype, x->numel, mg_data(x), mg_data(x), NULL, a, b);
     mg_bump_version(x);
     return 0;
   }
