@@ -82,6 +82,16 @@ check-asan:
 	  XCFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  XLDFLAGS="-fsanitize=address,undefined,float-cast-overflow" $(MAKE) BUILD=$(ASAN_BUILD) test
 
+# The threaded tests under ThreadSanitizer (the worker pool, conv2d and pooling chunks, two
+# runtimes training in two threads, plugin loading from both), every report fatal.
+TSAN_BUILD ?= build-tsan
+TSAN_TESTS ?= $(TSAN_BUILD)/tests/embed_threads.t tests/lua/threads_kernels.lua
+check-tsan:
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 OPT="-O1 -g" XCFLAGS="-fsanitize=thread" XLDFLAGS="-fsanitize=thread" \
+	  $(MAKE) BUILD=$(TSAN_BUILD) deps all $(TSAN_BUILD)/tests/embed_threads.t
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 MG_BUILD=$(TSAN_BUILD) prove --exec tools/run-test $(PROVE_FLAGS) $(TSAN_TESTS)
+.PHONY: check-tsan
+
 # The C tests under valgrind: no memory errors and no definite leaks. VG_PROGS may name more
 # programs to run the same way (e.g. an embedding example), VG_LUA Lua tests under the runner
 # (by default the misuse corpus: error paths are where leaks hide).

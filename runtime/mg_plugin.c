@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -341,6 +342,11 @@ static void refuse(mg_registry *r, const char *msg, bool warn) {
   if (warn && r->warn) r->warn(r->warn_ud, msg);
 }
 
+/* Runtimes in different threads may load the same file at once; dlopen gives both
+** the same copy, so its entry point (which typically stores the host table in a
+** static) would run twice concurrently. The lock orders those calls. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* load one file; on failure -1 with "<path>: <reason>" in the runtime's error */
 static int load_file(mg_rt *rt, const char *path) {
   mg_registry *r = REG(rt);
@@ -368,7 +374,9 @@ static int load_file(mg_rt *rt, const char *path) {
   int before = r->n;
   mgp_entry_fn init;
   *(void **)&init = sym;
+  pthread_mutex_lock(&init_lock);  /* entry points run one at a time in the process */
   int rc = init(&HOST, &c);
+  pthread_mutex_unlock(&init_lock);
   c.reg = NULL;
   if (rc != 0 || r->n == before) {
     r->n = before;  /* drop what it registered */

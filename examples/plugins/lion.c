@@ -74,6 +74,6 @@ static const mgp_optim_desc lion = {
 /* 6. The entry point: check the host, keep it, register. */
 MGP_ENTRY(host, ctx) {
   if (!mgp_host_ok(host)) return -1;
-  H = host;
+  if (H != host) H = host;  /* the same table every time: written once, so no race */
   return host->register_plugin(ctx, &lion);
 }

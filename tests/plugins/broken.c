@@ -95,7 +95,7 @@ MGP_EXPORT int plugin_init(const mgp_host *host, mgp_ctx *ctx) {
 MGP_ENTRY(host, ctx) {
 #endif
   if (!mgp_host_ok(host)) return -1;
-  H = host;
+  if (H != host) H = host;  /* the same table every time: written once, so no race */
 #ifdef BAD_MAJOR
   desc.head.abi_major = MGP_ABI_MAJOR + 1;
 #endif
