@@ -223,9 +223,17 @@ bool mg_sgemm_nt(int M, int N, int K, int nimg, const float *A, ptrdiff_t aimg, 
 static AVX2 void conv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,
                          const ptrdiff_t *koff, ptrdiff_t W, int OH, int OW, float *gw, bool acc) {
   if (!koff) __builtin_unreachable();
-  if (OW == 8)  /* one vector per row (LeNet's second layer): a copy without the row loop's tests */
-    nt(M, K, 8, nimg, OH, g, gimg, 8, (ptrdiff_t)OH * 8, x, ximg, W, koff, 0, gw, K, acc);
-  else nt(M, K, OW, nimg, OH, g, gimg, OW, (ptrdiff_t)OH * OW, x, ximg, W, koff, 0, gw, K, acc);
+  /* rows of one to four vectors (LeNet's layers have 24 and 8) get copies with the row
+  ** length fixed, so the loop over a row unrolls and its tests go */
+#define GW(OWc) nt(M, K, OWc, nimg, OH, g, gimg, OWc, (ptrdiff_t)OH * (OWc), x, ximg, W, koff, 0, gw, K, acc)
+  switch (OW) {
+  case 8: GW(8); break;
+  case 16: GW(16); break;
+  case 24: GW(24); break;
+  case 32: GW(32); break;
+  default: GW(OW);
+  }
+#undef GW
 }
 
 bool mg_sconv_gw(int M, int K, int nimg, const float *g, ptrdiff_t gimg, const float *x, ptrdiff_t ximg,
