@@ -7,6 +7,9 @@
 ** constant block sizes and addressing, so each copy keeps its block in registers.
 */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include "k_sgemm.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -17,7 +20,17 @@
 #define UNROLL _Pragma("GCC unroll 4")  /* keep the C block in registers */
 #define UNROLL8 _Pragma("GCC unroll 8")
 
-bool mg_sgemm_ok(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+/* MOONGRAD_NO_SIMD=1 in the environment turns the kernels off (tests run the BLAS path so) */
+bool mg_sgemm_ok(void) {
+  static _Atomic int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    const char *e = getenv("MOONGRAD_NO_SIMD");
+    v = !(e && *e && strcmp(e, "0") != 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+}
 
 /* Row k of B is at B + koff[k], or B + k*ldb when koff is NULL. Row r of C is at
 ** C + r*ldc, or, when coff is not NULL, at C + coff[r] and the product is added to
