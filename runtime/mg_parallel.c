@@ -107,12 +107,24 @@ int mg_par_threads(mg_rt *rt, int64_t n, int64_t min_each) {
   return nt < 1 ? 1 : (int)nt;
 }
 
+/* a child process has none of the parent's workers: it starts its own */
+static void forget_workers(void) {
+  P.nworkers = 0;
+  atomic_store(&P.pending, 0);
+  pthread_mutex_init(&P.busy, NULL);
+  pthread_mutex_init(&P.mu, NULL);
+  pthread_cond_init(&P.go, NULL);
+}
+static void on_first_use(void) { pthread_atfork(NULL, NULL, forget_workers); }
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 void mg_parallel_for(mg_rt *rt, int64_t n, int64_t min_each, mg_par_fn fn, void *ctx) {
   int nt = mg_par_threads(rt, n, min_each);
   if (nt <= 1 || pthread_mutex_trylock(&P.busy) != 0) {
     if (n > 0) fn(ctx, 0, n, 0);
     return;
   }
+  pthread_once(&once, on_first_use);
   while (P.nworkers < nt - 1) {  /* start workers 1..nt-1 on first use */
     pthread_t th;
     pthread_attr_t at;

@@ -1,7 +1,10 @@
 /* embed_threads.c — two threads, each with its own runtime, training at the
-** same time; each must get exactly the result of the same run done alone. */
+** same time; each must get exactly the result of the same run done alone. And a
+** process forked after the worker pool started still runs threaded kernels. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "tap.h"
 #include "moongrad.h"
 
@@ -94,5 +97,28 @@ int main(void) {
          "round %d: job %d concurrent result equals its result alone (%.10g)", round + 1, i + 1, both[i].last);
     }
   }
+  /* fork after the pool's workers started: the child has none of them and must start its
+  ** own rather than wait for the parent's. (Not under ThreadSanitizer, which cannot start
+  ** threads in a child of a threaded process.) */
+#ifndef __SANITIZE_THREAD__
+  mg_config cfg;
+  mg_config_init(&cfg);
+  cfg.threads = 2;
+  mg_runtime *R = mg_open(&cfg, NULL, 0);
+  static const char PROD[] = "local mg = require('moongrad')\n"
+                             "local p = mg.ones(256, 512):matmul(mg.ones(512, 256))\n"
+                             "assert(p:sum():item() == 256 * 256 * 512, 'wrong product')\n";
+  ok(R && mg_run_string(R, PROD) == 0, "a 2-thread product in the parent");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(30);  /* a child waiting for workers it does not have dies instead of hanging */
+    _exit(mg_run_string(R, PROD) == 0 ? 0 : 1);
+  }
+  int st = -1;
+  waitpid(pid, &st, 0);
+  ok(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the same product in a forked child (wait status %d)", st);
+  mg_close(R);
+#endif
   return done_testing();
 }
