@@ -13,6 +13,7 @@
 */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,15 +126,21 @@ void mg_parallel_for(mg_rt *rt, int64_t n, int64_t min_each, mg_par_fn fn, void 
     return;
   }
   pthread_once(&once, on_first_use);
-  while (P.nworkers < nt - 1) {  /* start workers 1..nt-1 on first use */
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int e = pthread_create(&th, &at, worker, (void *)(intptr_t)(P.nworkers + 1));
-    pthread_attr_destroy(&at);
-    if (e) break;
-    P.nworkers++;
+  if (P.nworkers < nt - 1) {  /* start workers 1..nt-1 on first use */
+    sigset_t all, old;  /* with every signal blocked, so that signals reach the caller's threads */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (P.nworkers < nt - 1) {
+      pthread_t th;
+      pthread_attr_t at;
+      pthread_attr_init(&at);
+      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+      int e = pthread_create(&th, &at, worker, (void *)(intptr_t)(P.nworkers + 1));
+      pthread_attr_destroy(&at);
+      if (e) break;
+      P.nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
   if (nt > P.nworkers + 1) nt = P.nworkers + 1;
   if (nt <= 1) {
