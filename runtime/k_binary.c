@@ -97,7 +97,32 @@ static int common(mg_tensor *a, mg_tensor *b, mg_tensor **ca, mg_tensor **cb) {
   return -1;
 }
 
+/* contiguous, decided without a loop for the usual 0- and 1-dim tiny tensors */
+static inline bool dense(const mg_tensor *t) {
+  return t->ndim == 0 || (t->ndim == 1 && t->stride[0] == 1) || mg_is_contiguous(t);
+}
+
+/* The common case without the broadcast machinery: same dtype, both contiguous,
+** same shape, or one side a single element with no more dims than the other
+** (the result then has the other's shape). False if it does not apply; else
+** *out is the result, or NULL with the error set. */
+static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor **out) {
+  if (a->dtype != b->dtype || a->st->detached || b->st->detached || !dense(a) || !dense(b)) return false;
+  const mg_tensor *like;
+  int64_t sa = 1, sb = 1;
+  if (mg_same_shape(a, b)) like = a;
+  else if (b->numel == 1 && b->ndim <= a->ndim) { like = a; sb = 0; }
+  else if (a->numel == 1 && a->ndim <= b->ndim) { like = b; sa = 0; }
+  else return false;
+  mg_tensor *o = *out = mg_empty_like(like);
+  if (o && o->numel)
+    (o->dtype == MG_F32 ? loop_f32 : loop_f64)(op, cmp, o->numel, mg_data(o), mg_data(a), sa, mg_data(b), sb);
+  return true;
+}
+
 static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
+  mg_tensor *out;
+  if (forward_flat(op, cmp, a, b, &out)) return out;
   const char *name = cmp ? cmpop_name[op] : binop_name[op];
   if (mg_check_alive(a, name) || mg_check_alive(b, name)) return NULL;
   int nd;
@@ -105,7 +130,7 @@ static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
   if (mg_broadcast_shape(name, a, b, &nd, shape)) return NULL;
   mg_tensor *x, *y;
   if (common(a, b, &x, &y)) return NULL;
-  mg_tensor *out = mg_empty(a->rt, x->dtype, nd, shape);
+  out = mg_empty(a->rt, x->dtype, nd, shape);
   if (out) apply(op, cmp, out, x, y);
   mg_release(x);
   mg_release(y);

@@ -13,13 +13,18 @@
 
 #define MGL_TENSOR "moongrad.Tensor"
 
-typedef struct { mg_tensor *t; } mgl_box;   /* the full userdata behind a Lua tensor */
+/* The full userdata behind a Lua tensor: t (NULL once closed) and a tag that
+** only boxes made by mgl_newbox carry; mgl_tobox recognises a tensor by it. */
+typedef struct { mg_tensor *t; uint64_t tag; } mgl_box;
 
 /* the runtime of this Lua state */
 mg_rt *mgl_rt(lua_State *L);
 /* argument idx as a tensor, or an error "op: argument #idx: expected a tensor, got <type>" */
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op);
 mg_tensor *mgl_test(lua_State *L, int idx);          /* NULL if not a (live) tensor */
+mgl_box *mgl_tobox(lua_State *L, int idx);           /* NULL if not a tensor (live or closed) */
+/* push a new tensor box (t NULL) with the tensor metatable; no GC accounting */
+mgl_box *mgl_newbox(lua_State *L);
 /* a tensor, or a number made into a 0-dim tensor of dtype dt (caller releases *tmp) */
 mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_tensor **tmp);
 /* arguments 1 and 2 of a binary op: tensors, or one tensor and a number made
@@ -62,7 +67,8 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op);
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op);
 
 /* luaL_setfuncs into the table on top, giving each function the runtime as
-** upvalue 1 (fast mgl_rt / tensor checks); use it for metatables too */
+** upvalue 1 and the tensor metatable as upvalue 2 (fast mgl_rt and mgl_push);
+** use it for metatables too */
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs);
 /* register functions into the `mg` table and methods into the tensor method table.
 ** Call from an mgl_open_* function; either list may be NULL. */

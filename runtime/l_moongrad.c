@@ -3,9 +3,12 @@
 ** argument checking, dims, shapes, options, registration, GC accounting.
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include "l_core.h"
 #include "l_modules.h"
 
@@ -15,11 +18,11 @@ static const char MG_KEY = 'g';      /* registry: the mg table */
 
 /* ---- runtime ownership --------------------------------------------------- */
 
-/* One per Lua state: its runtime and the tensor metatable's identity. Every
-** C function the bindings register gets it as upvalue 1 (found without a
+/* One per Lua state: its runtime. Every C function the bindings register gets
+** it as upvalue 1 and the tensor metatable as upvalue 2 (found without a
 ** registry lookup); functions registered elsewhere fall back to the registry. */
 #define RTBOX_MAGIC 0x6d67727462ull  /* "mgrtb" */
-typedef struct { uint64_t magic; mg_rt *rt; bool owned; const void *tensor_mt; } rtbox;
+typedef struct { uint64_t magic; mg_rt *rt; bool owned; } rtbox;
 
 static int rtbox_gc(lua_State *L) {
   rtbox *b = lua_touserdata(L, 1);
@@ -28,9 +31,16 @@ static int rtbox_gc(lua_State *L) {
   return 0;
 }
 
-static rtbox *get_box(lua_State *L) {
+/* the runtime box at upvalue 1 of the running C function, or NULL */
+static rtbox *upvalue_box(lua_State *L) {
   rtbox *b = lua_touserdata(L, lua_upvalueindex(1));
-  if (b && b->magic == RTBOX_MAGIC) return b;
+  if (!b || lua_rawlen(L, lua_upvalueindex(1)) != sizeof *b || b->magic != RTBOX_MAGIC) return NULL;
+  return b;
+}
+
+static rtbox *get_box(lua_State *L) {
+  rtbox *b = upvalue_box(L);
+  if (b) return b;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
   b = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -76,23 +86,41 @@ static void maybe_collect(lua_State *L, mg_rt *rt) {
 
 /* ---- tensors on the Lua stack ---------------------------------------------- */
 
-static mgl_box *test_box_mt(lua_State *L, int idx, const void *tensor_mt) {
-  mgl_box *b = lua_touserdata(L, idx);
-  if (!b || !lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == tensor_mt ? b : NULL;
+/* A tensor is a full userdata of exactly sizeof(mgl_box) bytes whose tag is
+** box_secret ^ its own address. box_secret is random, per process, and never
+** visible from Lua, and Lua cannot write raw bytes into a userdata, so a tag
+** cannot be forged; light userdata (rawlen 0) and userdata of another size are
+** never read. No metatable is consulted: this is the per-operand fast path. */
+static uint64_t box_secret;
+static pthread_once_t box_secret_once = PTHREAD_ONCE_INIT;
+
+static void box_secret_init(void) {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s) {  /* no getrandom: time and ASLR */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&s * 0x9e3779b97f4a7c15ull;
+  }
+  box_secret = s;
 }
 
-static mgl_box *test_box(lua_State *L, int idx) { return test_box_mt(L, idx, get_box(L)->tensor_mt); }
+static inline uint64_t box_tag(const mgl_box *b) { return box_secret ^ (uint64_t)(uintptr_t)b; }
+
+static inline mgl_box *box_at(lua_State *L, int idx) {
+  mgl_box *b = lua_touserdata(L, idx);  /* NULL unless full or light userdata */
+  if (!b || lua_rawlen(L, idx) != sizeof *b) return NULL;
+  return b->tag == box_tag(b) ? b : NULL;
+}
+
+mgl_box *mgl_tobox(lua_State *L, int idx) { return box_at(L, idx); }
 
 mg_tensor *mgl_test(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   return b ? b->t : NULL;
 }
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor");
   return b->t;
 }
@@ -104,14 +132,13 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     if (!*tmp) mgl_error(L);
     return *tmp;
   }
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor or a number");
   return b->t;
 }
 
 void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
-  const void *mt = get_box(L)->tensor_mt;
-  mgl_box *ba = test_box_mt(L, 1, mt), *bb = test_box_mt(L, 2, mt);
+  mgl_box *ba = box_at(L, 1), *bb = box_at(L, 2);
   *tmp = NULL;
   if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
@@ -144,7 +171,7 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
 /* ---- argument errors ------------------------------------------------------------ */
 
 const char *mgl_typename(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   if (b) return b->t ? "tensor" : "closed tensor";
   if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {  /* a userdata or object naming its type */
     const char *s = lua_tostring(L, -1);
@@ -155,7 +182,7 @@ const char *mgl_typename(lua_State *L, int idx) {
 }
 
 bool mgl_is_closed(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   return b && !b->t;
 }
 
@@ -185,7 +212,7 @@ int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const 
 }
 
 int mgl_argerror(lua_State *L, int idx, const char *op, const char *what) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = box_at(L, idx);
   if (b && !b->t) return luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
   lua_Debug ar;
   const char *name = dot_call(L, &ar);
@@ -251,18 +278,20 @@ static void check_anomaly(lua_State *L, mg_tensor *t) {
   }
 }
 
+mgl_box *mgl_newbox(lua_State *L) {
+  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = NULL;
+  b->tag = box_tag(b);
+  if (upvalue_box(L)) lua_pushvalue(L, lua_upvalueindex(2));  /* the tensor metatable */
+  else luaL_getmetatable(L, MGL_TENSOR);
+  lua_setmetatable(L, -2);
+  return b;
+}
+
 int mgl_push(lua_State *L, mg_tensor *t) {
   if (!t) return mgl_error(L);
   if (t->rt->anomaly) check_anomaly(L, t);
-  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->t = t;
-  rtbox *rb = lua_touserdata(L, lua_upvalueindex(1));
-  if (rb && rb->magic == RTBOX_MAGIC && lua_getiuservalue(L, lua_upvalueindex(1), 1) == LUA_TTABLE)
-    lua_setmetatable(L, -2);  /* the tensor metatable, kept with the runtime box */
-  else {
-    if (rb && rb->magic == RTBOX_MAGIC) lua_pop(L, 1);
-    luaL_setmetatable(L, MGL_TENSOR);
-  }
+  mgl_newbox(L)->t = t;
   maybe_collect(L, t->rt);
   return 1;
 }
@@ -385,7 +414,8 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
 
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  luaL_setfuncs(L, funcs, 1);
+  luaL_getmetatable(L, MGL_TENSOR);
+  luaL_setfuncs(L, funcs, 2);
 }
 
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
@@ -432,16 +462,18 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
   if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
   lua_pop(L, 1);
-  rtbox *b = lua_newuserdatauv(L, sizeof *b, 1);
+  rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->magic = RTBOX_MAGIC;
   b->rt = rt;
   b->owned = owned;
-  b->tensor_mt = NULL;
+  pthread_once(&box_secret_once, box_secret_init);
   lua_newtable(L);
   lua_pushcfunction(L, rtbox_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &RT_KEY);
+  luaL_newmetatable(L, MGL_TENSOR);  /* filled by mgl_open_tensor; upvalue 2 from here on */
+  lua_pop(L, 1);
   rt->pressure = on_pressure;
   rt->pressure_ud = L;
 
@@ -455,11 +487,6 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_setfield(L, mg, "version");
 
   mgl_open_tensor(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  luaL_getmetatable(L, MGL_TENSOR);
-  b->tensor_mt = lua_topointer(L, -1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pop(L, 1);
   /* tensors are many short-lived objects: generational collection suits them */
   lua_gc(L, LUA_GCGEN, 0, 0);
   mgl_open_math(L);

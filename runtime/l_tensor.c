@@ -557,7 +557,7 @@ static int m_normal_(lua_State *L) {
 /* ---- metamethods -------------------------------------------------------------------- */
 
 static int mm_gc(lua_State *L) {
-  mgl_box *b = lua_touserdata(L, 1);
+  mgl_box *b = mgl_tobox(L, 1);
   if (b && b->t) { mg_release(b->t); b->t = NULL; }
   return 0;
 }
@@ -574,7 +574,8 @@ static int m_requires_grad_(lua_State *L) {
 
 /* t[i] (a view like t:select(1, i)), t.grad, t.requires_grad, t.is_leaf, methods */
 static int mm_index(lua_State *L) {
-  mgl_box *b = lua_touserdata(L, 1);
+  mgl_box *b = mgl_tobox(L, 1);
+  if (!b) return luaL_error(L, "index: expected a tensor, got %s", luaL_typename(L, 1));
   if (lua_type(L, 2) == LUA_TSTRING) {
     mgl_push_methods(L);
     lua_pushvalue(L, 2);

@@ -304,10 +304,7 @@ void mg_value_free(mg_value *v) {
 
 /* push t as a Lua tensor (a new reference, taken only once the box exists) */
 static void push_tensor(lua_State *L, mg_tensor *t) {
-  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->t = NULL;
-  luaL_setmetatable(L, MGL_TENSOR);
-  b->t = mg_retain(t);
+  mgl_newbox(L)->t = mg_retain(t);
 }
 
 /* the value at idx as a new mg_value: tensor, number/boolean (0-dim float64), nil (NULL) */

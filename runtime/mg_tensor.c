@@ -128,9 +128,8 @@ static int check_shape(mg_rt *rt, int ndim, const int64_t *shape, int64_t *numel
   return 0;
 }
 
-mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
-  int64_t n;
-  if (check_shape(rt, ndim, shape, &n)) return NULL;
+/* a new contiguous tensor of n elements; shape already checked */
+static mg_tensor *empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, int64_t n) {
   mg_storage *st = mg_storage_new(rt, (size_t)n * mg_dtype_size(dt));
   if (!st) {
     char b[128], why[MG_ERRLEN];
@@ -142,6 +141,12 @@ mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
   mg_tensor *t = header(rt, st, dt, ndim, shape);
   st->refcount--;  /* header took the only reference */
   return t;
+}
+
+mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
+  int64_t n;
+  if (check_shape(rt, ndim, shape, &n)) return NULL;
+  return empty(rt, dt, ndim, shape, n);
 }
 
 int mg_fill_(mg_tensor *t, double v) {
@@ -168,7 +173,8 @@ mg_tensor *mg_full(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, doubl
   return t;
 }
 
-mg_tensor *mg_empty_like(const mg_tensor *t) { return mg_empty(t->rt, t->dtype, t->ndim, t->shape); }
+/* t's shape was checked when t was made */
+mg_tensor *mg_empty_like(const mg_tensor *t) { return empty(t->rt, t->dtype, t->ndim, t->shape, t->numel); }
 mg_tensor *mg_zeros_like(const mg_tensor *t) { return mg_full(t->rt, t->dtype, t->ndim, t->shape, 0); }
 mg_tensor *mg_scalar(mg_rt *rt, mg_dtype dt, double v) { return mg_full(rt, dt, 0, NULL, v); }
 
