@@ -120,9 +120,7 @@ static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor
   return true;
 }
 
-static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
-  mg_tensor *out;
-  if (forward_flat(op, cmp, a, b, &out)) return out;
+static __attribute__((noinline)) mg_tensor *forward_general(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
   const char *name = cmp ? cmpop_name[op] : binop_name[op];
   if (mg_check_alive(a, name) || mg_check_alive(b, name)) return NULL;
   int nd;
@@ -130,11 +128,16 @@ static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
   if (mg_broadcast_shape(name, a, b, &nd, shape)) return NULL;
   mg_tensor *x, *y;
   if (common(a, b, &x, &y)) return NULL;
-  out = mg_empty(a->rt, x->dtype, nd, shape);
+  mg_tensor *out = mg_empty(a->rt, x->dtype, nd, shape);
   if (out) apply(op, cmp, out, x, y);
   mg_release(x);
   mg_release(y);
   return out;
+}
+
+static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
+  mg_tensor *out;
+  return forward_flat(op, cmp, a, b, &out) ? out : forward_general(op, cmp, a, b);
 }
 
 /* ---- backward ------------------------------------------------------------------ */
@@ -223,7 +226,7 @@ static int binary_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
 
 mg_tensor *mg_binary(mg_binop op, mg_tensor *a, mg_tensor *b) {
   mg_tensor *out = forward(op, false, a, b);
-  if (!out) return NULL;
+  if (!out || (!a->requires_grad && !b->requires_grad)) return out;  /* nothing to record */
   mg_tensor *in[2] = {a, b};
   mg_node *n = mg_record(out, binop_name[op], binary_bw, 2, in);
   if (n) {

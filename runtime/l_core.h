@@ -22,7 +22,6 @@ mg_rt *mgl_rt(lua_State *L);
 /* argument idx as a tensor, or an error "op: argument #idx: expected a tensor, got <type>" */
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op);
 mg_tensor *mgl_test(lua_State *L, int idx);          /* NULL if not a (live) tensor */
-mgl_box *mgl_tobox(lua_State *L, int idx);           /* NULL if not a tensor (live or closed) */
 /* push a new tensor box (t NULL) with the tensor metatable; no GC accounting */
 mgl_box *mgl_newbox(lua_State *L);
 /* a tensor, or a number made into a 0-dim tensor of dtype dt (caller releases *tmp) */
@@ -30,6 +29,15 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
 /* arguments 1 and 2 of a binary op: tensors, or one tensor and a number made
 ** into a 0-dim tensor of its dtype (*tmp, which the caller releases) */
 void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp);
+/* the box at idx if that value is a tensor (live or closed), else NULL. A tensor
+** is a full userdata of exactly sizeof(mgl_box) bytes tagged mgl_box_secret ^ its
+** address; l_moongrad.c says why the tag cannot be forged. */
+extern uint64_t mgl_box_secret;
+static inline mgl_box *mgl_tobox(lua_State *L, int idx) {
+  mgl_box *b = lua_touserdata(L, idx);  /* NULL unless full or light userdata */
+  if (!b || lua_rawlen(L, idx) != sizeof *b) return NULL;  /* light userdata: rawlen 0 */
+  return b->tag == (mgl_box_secret ^ (uint64_t)(uintptr_t)b) ? b : NULL;
+}
 /* push t, taking its reference; t == NULL raises the runtime's error */
 int mgl_push(lua_State *L, mg_tensor *t);
 /* raise the runtime's current error as a Lua error */

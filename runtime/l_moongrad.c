@@ -71,13 +71,14 @@ static void on_pressure(mg_rt *rt, void *ud) {
 }
 
 static void maybe_collect(lua_State *L, mg_rt *rt) {
+  rt->since_step += HEADER_COST;
+  if (rt->since_step <= STEP_BYTES) return;  /* since_gc grows with since_step: checked late by < STEP_BYTES */
   size_t threshold = rt->live_bytes / 2;
   if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
-  rt->since_step += HEADER_COST;
   if (rt->since_gc > threshold) {
     rt->since_gc = rt->since_step = 0;
     lua_gc(L, LUA_GCCOLLECT);
-  } else if (rt->since_step > STEP_BYTES) {
+  } else {
     int kb = (int)(rt->since_step >> 10);
     rt->since_step = 0;
     lua_gc(L, LUA_GCSTEP, kb);
@@ -86,12 +87,12 @@ static void maybe_collect(lua_State *L, mg_rt *rt) {
 
 /* ---- tensors on the Lua stack ---------------------------------------------- */
 
-/* A tensor is a full userdata of exactly sizeof(mgl_box) bytes whose tag is
-** box_secret ^ its own address. box_secret is random, per process, and never
-** visible from Lua, and Lua cannot write raw bytes into a userdata, so a tag
-** cannot be forged; light userdata (rawlen 0) and userdata of another size are
-** never read. No metatable is consulted: this is the per-operand fast path. */
-static uint64_t box_secret;
+/* Tensors are recognised by their tag (mgl_tobox), not by their metatable: no
+** metatable is pushed on the per-operand fast path. mgl_box_secret is random,
+** per process and never visible from Lua, and Lua cannot write raw bytes into a
+** userdata, so a tag cannot be forged; light userdata (rawlen 0) and userdata of
+** another size are never read. */
+uint64_t mgl_box_secret;
 static pthread_once_t box_secret_once = PTHREAD_ONCE_INIT;
 
 static void box_secret_init(void) {
@@ -101,26 +102,16 @@ static void box_secret_init(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     s = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&s * 0x9e3779b97f4a7c15ull;
   }
-  box_secret = s;
+  mgl_box_secret = s;
 }
-
-static inline uint64_t box_tag(const mgl_box *b) { return box_secret ^ (uint64_t)(uintptr_t)b; }
-
-static inline mgl_box *box_at(lua_State *L, int idx) {
-  mgl_box *b = lua_touserdata(L, idx);  /* NULL unless full or light userdata */
-  if (!b || lua_rawlen(L, idx) != sizeof *b) return NULL;
-  return b->tag == box_tag(b) ? b : NULL;
-}
-
-mgl_box *mgl_tobox(lua_State *L, int idx) { return box_at(L, idx); }
 
 mg_tensor *mgl_test(lua_State *L, int idx) {
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   return b ? b->t : NULL;
 }
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor");
   return b->t;
 }
@@ -132,15 +123,14 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     if (!*tmp) mgl_error(L);
     return *tmp;
   }
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor or a number");
   return b->t;
 }
 
-void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
-  mgl_box *ba = box_at(L, 1), *bb = box_at(L, 2);
-  *tmp = NULL;
-  if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
+/* mgl_operands when not both are live tensors: a number operand, or an error */
+static void operands_slow(lua_State *L, const char *op, mgl_box *ba, mgl_box *bb, mg_tensor **x, mg_tensor **y,
+                          mg_tensor **tmp) {
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
   if (!ba && !bb) mgl_operands_error(L, op);
   mg_tensor *t = ba ? ba->t : bb->t;
@@ -150,6 +140,13 @@ void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg
   if (!*tmp) mgl_error(L);
   *x = ba ? t : *tmp;
   *y = ba ? *tmp : t;
+}
+
+void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
+  mgl_box *ba = mgl_tobox(L, 1), *bb = mgl_tobox(L, 2);
+  *tmp = NULL;
+  if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
+  operands_slow(L, op, ba, bb, x, y, tmp);
 }
 
 int mgl_error(lua_State *L) {
@@ -171,7 +168,7 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
 /* ---- argument errors ------------------------------------------------------------ */
 
 const char *mgl_typename(lua_State *L, int idx) {
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (b) return b->t ? "tensor" : "closed tensor";
   if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {  /* a userdata or object naming its type */
     const char *s = lua_tostring(L, -1);
@@ -182,7 +179,7 @@ const char *mgl_typename(lua_State *L, int idx) {
 }
 
 bool mgl_is_closed(lua_State *L, int idx) {
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   return b && !b->t;
 }
 
@@ -212,7 +209,7 @@ int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const 
 }
 
 int mgl_argerror(lua_State *L, int idx, const char *op, const char *what) {
-  mgl_box *b = box_at(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (b && !b->t) return luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
   lua_Debug ar;
   const char *name = dot_call(L, &ar);
@@ -281,7 +278,7 @@ static void check_anomaly(lua_State *L, mg_tensor *t) {
 mgl_box *mgl_newbox(lua_State *L) {
   mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = NULL;
-  b->tag = box_tag(b);
+  b->tag = mgl_box_secret ^ (uint64_t)(uintptr_t)b;
   if (upvalue_box(L)) lua_pushvalue(L, lua_upvalueindex(2));  /* the tensor metatable */
   else luaL_getmetatable(L, MGL_TENSOR);
   lua_setmetatable(L, -2);

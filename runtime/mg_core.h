@@ -77,9 +77,11 @@ struct mg_storage {
   bool detached;              /* borrowed memory taken back by the host: access is an error */
   void (*release)(void *data, void *ud);
   void *ud;
+  _Alignas(16) unsigned char small[32];  /* data of an own storage of at most 32 bytes (not counted in live_bytes) */
 };
 
-mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes);  /* uninitialised, 64-byte aligned */
+/* uninitialised; 64-byte aligned, except that up to 32 bytes live in st->small (16-byte aligned) */
+mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes);
 void mg_storage_release(mg_storage *s);
 /* memory (mg_mem.c): the cached, accounted allocator behind storages */
 void *mg_mem_alloc(mg_rt *rt, size_t nbytes);

@@ -42,11 +42,11 @@ static mg_storage *storage_alloc(mg_rt *rt) { return hdr_alloc(&rt->free_storage
 /* ---- storage ------------------------------------------------------------ */
 
 mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
-  void *data = mg_mem_alloc(rt, nbytes ? nbytes : 1);
-  if (!data) return NULL;
+  void *data = NULL;  /* tiny tensors keep their data in the header: no allocator round trip */
+  if (nbytes > sizeof ((mg_storage *)0)->small && !(data = mg_mem_alloc(rt, nbytes))) return NULL;
   mg_storage *s = storage_alloc(rt);
   s->rt = rt;
-  s->data = data;
+  s->data = data ? data : s->small;
   s->nbytes = nbytes;
   s->refcount = 1;
   s->kind = MG_ST_OWN;
@@ -56,7 +56,7 @@ mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
 void mg_storage_release(mg_storage *s) {
   if (!s || --s->refcount > 0) return;
   switch (s->kind) {
-    case MG_ST_OWN: mg_mem_free(s->rt, s->data, s->nbytes ? s->nbytes : 1); break;
+    case MG_ST_OWN: if (s->data != s->small) mg_mem_free(s->rt, s->data, s->nbytes); break;
     case MG_ST_CALLBACK: if (s->release) s->release(s->data, s->ud); break;
     case MG_ST_BORROW: break;
   }
