@@ -12,10 +12,11 @@ static const char *binop_name[] = {"add", "sub", "mul", "div", "pow", "maximum",
 static const char *cmpop_name[] = {"eq", "ne", "lt", "le", "gt", "ge"};
 
 /* o[i] = EXPR(x = a[i*sa], y = b[i*sb]); the common stride patterns get their
-** own loops so the compiler vectorises them */
+** own loops so the compiler vectorises them, and one element skips loop set-up */
 #define MAP2(T, EXPR) do { \
     T *o = out; const T *a = pa, *b = pb; \
-    if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { T x = a[i], y = b[i]; o[i] = (EXPR); } \
+    if (n == 1) { T x = a[0], y = b[0]; o[0] = (EXPR); } \
+    else if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { T x = a[i], y = b[i]; o[i] = (EXPR); } \
     else if (sa == 1 && sb == 0) { T y = b[0]; for (int64_t i = 0; i < n; i++) { T x = a[i]; o[i] = (EXPR); } } \
     else if (sa == 0 && sb == 1) { T x = a[0]; for (int64_t i = 0; i < n; i++) { T y = b[i]; o[i] = (EXPR); } } \
     else for (int64_t i = 0; i < n; i++) { T x = a[i * sa], y = b[i * sb]; o[i] = (EXPR); } \

@@ -18,11 +18,12 @@ static const char MG_KEY = 'g';      /* registry: the mg table */
 
 /* ---- runtime ownership --------------------------------------------------- */
 
-/* One per Lua state: its runtime. Every C function the bindings register gets
-** it as upvalue 1 and the tensor metatable as upvalue 2 (found without a
-** registry lookup); functions registered elsewhere fall back to the registry. */
-#define RTBOX_MAGIC 0x6d67727462ull  /* "mgrtb" */
-typedef struct { uint64_t magic; mg_rt *rt; bool owned; } rtbox;
+/* One per Lua state: its runtime. Every C function the bindings register
+** (mgl_setfuncs) has three upvalues: this box, the tensor metatable, and MARK, a
+** light userdata no other code can make, which says the first two are ours.
+** Functions registered elsewhere fall back to the registry. */
+typedef struct { mg_rt *rt; bool owned; } rtbox;
+static const char MARK = 'k';
 
 static int rtbox_gc(lua_State *L) {
   rtbox *b = lua_touserdata(L, 1);
@@ -31,18 +32,13 @@ static int rtbox_gc(lua_State *L) {
   return 0;
 }
 
-/* the runtime box at upvalue 1 of the running C function, or NULL */
-static rtbox *upvalue_box(lua_State *L) {
-  rtbox *b = lua_touserdata(L, lua_upvalueindex(1));
-  if (!b || lua_rawlen(L, lua_upvalueindex(1)) != sizeof *b || b->magic != RTBOX_MAGIC) return NULL;
-  return b;
-}
+/* upvalues 1 and 2 of the running C function are the runtime box and the tensor metatable */
+static bool ours(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(3)) == &MARK; }
 
 static rtbox *get_box(lua_State *L) {
-  rtbox *b = upvalue_box(L);
-  if (b) return b;
+  if (ours(L)) return lua_touserdata(L, lua_upvalueindex(1));
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  b = lua_touserdata(L, -1);
+  rtbox *b = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (!b) luaL_error(L, "moongrad: not initialised in this Lua state");
   return b;
@@ -279,7 +275,7 @@ mgl_box *mgl_newbox(lua_State *L) {
   mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = NULL;
   b->tag = mgl_box_secret ^ (uint64_t)(uintptr_t)b;
-  if (upvalue_box(L)) lua_pushvalue(L, lua_upvalueindex(2));  /* the tensor metatable */
+  if (ours(L)) lua_pushvalue(L, lua_upvalueindex(2));  /* the tensor metatable */
   else luaL_getmetatable(L, MGL_TENSOR);
   lua_setmetatable(L, -2);
   return b;
@@ -412,7 +408,8 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
   luaL_getmetatable(L, MGL_TENSOR);
-  luaL_setfuncs(L, funcs, 2);
+  lua_pushlightuserdata(L, (void *)&MARK);
+  luaL_setfuncs(L, funcs, 3);
 }
 
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
@@ -460,7 +457,6 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
   lua_pop(L, 1);
   rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->magic = RTBOX_MAGIC;
   b->rt = rt;
   b->owned = owned;
   pthread_once(&box_secret_once, box_secret_init);

@@ -75,6 +75,7 @@ struct mg_storage {
   uint32_t version;           /* bumped by every in-place write, shared by all views */
   mg_st_kind kind;
   bool detached;              /* borrowed memory taken back by the host: access is an error */
+  bool embedded;              /* lives in its first tensor's header block (mg_tensor.c) */
   void (*release)(void *data, void *ud);
   void *ud;
   _Alignas(16) unsigned char small[32];  /* data of an own storage of at most 32 bytes (not counted in live_bytes) */
