@@ -46,6 +46,8 @@ struct mg_rt {
   mg_cache *cache;            /* size-class cache of freed blocks (mg_mem.c) */
   void *free_tensors, *free_storages;  /* recycled headers: no malloc per tiny op */
   int nfree_tensors, nfree_storages;
+  void *free_nodes;           /* recycled autodiff nodes (mg_autograd.c) */
+  int nfree_nodes;
   void *plugins;              /* plugin registry, owned by mg_plugin.c */
   void *host;                 /* the embedding layer's per-runtime state */
   int backward_depth;         /* >0 while the engine runs */
