@@ -52,11 +52,13 @@ mg_rt *mgl_rt(lua_State *L) {
 
 /* GC pacing. Lua sees only the small box of each tensor, so the bindings tell
 ** it about the memory behind: every tensor pushed counts as HEADER_COST bytes
-** plus the storage allocated since, and each STEP_BYTES of that runs an
-** incremental GC step of the same size. Garbage tensors then die in proportion
-** to what they hold, and freed headers and blocks are reused while still in
-** the caches. A full collection backs this up when much memory is allocated
-** quickly (or when an allocation would pass the memory limit). */
+** plus the storage allocated since, and each STEP_BYTES of that runs a GC step
+** (in the generational mode set at open, a young collection). Garbage tensors
+** then die in proportion to what they hold, and freed headers and blocks are
+** reused while still in the caches. A full collection backs this up when much
+** memory is allocated quickly (or when an allocation would pass the memory
+** limit). The step size hardly matters for tiny ops: their GC cost is Lua's
+** per-object finaliser work (docs/architecture.md). */
 #define HEADER_COST 512
 #define STEP_BYTES ((size_t)256 << 10)
 
