@@ -19,9 +19,9 @@ static const char MG_KEY = 'g';      /* registry: the mg table */
 /* ---- runtime ownership --------------------------------------------------- */
 
 /* One per Lua state: its runtime. Every C function the bindings register
-** (mgl_setfuncs) has three upvalues: this box, the tensor metatable, and MARK, a
-** light userdata no other code can make, which says the first two are ours.
-** Functions registered elsewhere fall back to the registry. */
+** (mgl_setfuncs) has four upvalues: this box, the tensor metatable, the tensor
+** method table, and MARK, a light userdata no other code can make, which says
+** the first three are ours. Functions registered elsewhere use the registry. */
 typedef struct { mg_rt *rt; bool owned; } rtbox;
 static const char MARK = 'k';
 
@@ -32,8 +32,8 @@ static int rtbox_gc(lua_State *L) {
   return 0;
 }
 
-/* upvalues 1 and 2 of the running C function are the runtime box and the tensor metatable */
-static bool ours(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(3)) == &MARK; }
+/* the running C function has the upvalues of mgl_setfuncs */
+static bool ours(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(4)) == &MARK; }
 
 static rtbox *get_box(lua_State *L) {
   if (ours(L)) return lua_touserdata(L, lua_upvalueindex(1));
@@ -410,8 +410,9 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
   luaL_getmetatable(L, MGL_TENSOR);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
   lua_pushlightuserdata(L, (void *)&MARK);
-  luaL_setfuncs(L, funcs, 3);
+  luaL_setfuncs(L, funcs, 4);
 }
 
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
@@ -429,7 +430,10 @@ void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods
 
 /* registry helpers for l_tensor.c */
 void mgl_push_methods(lua_State *L);
-void mgl_push_methods(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY); }
+void mgl_push_methods(lua_State *L) {
+  if (ours(L)) lua_pushvalue(L, lua_upvalueindex(3));
+  else lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+}
 
 /* Load the embedded Lua modules (modules/NAME.lua): each chunk gets mg; a returned
 ** value becomes mg[name]. Order: as listed here, then the rest. */
@@ -467,7 +471,7 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  luaL_newmetatable(L, MGL_TENSOR);  /* filled by mgl_open_tensor; upvalue 2 from here on */
+  luaL_newmetatable(L, MGL_TENSOR);  /* filled by mgl_open_tensor; an upvalue from here on */
   lua_pop(L, 1);
   rt->pressure = on_pressure;
   rt->pressure_ud = L;
