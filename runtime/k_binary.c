@@ -98,9 +98,13 @@ static int common(mg_tensor *a, mg_tensor *b, mg_tensor **ca, mg_tensor **cb) {
   return -1;
 }
 
-/* contiguous, decided without a loop for the usual 0- and 1-dim tiny tensors */
+/* contiguous, and same shape, decided without a call for 0- and 1-dim tensors */
 static inline bool dense(const mg_tensor *t) {
   return t->ndim == 0 || (t->ndim == 1 && t->stride[0] == 1) || mg_is_contiguous(t);
+}
+static inline bool same_shape(const mg_tensor *a, const mg_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  return a->ndim == 0 || (a->ndim == 1 ? a->shape[0] == b->shape[0] : mg_same_shape(a, b));
 }
 
 /* The common case without the broadcast machinery: same dtype, both contiguous,
@@ -111,7 +115,7 @@ static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor
   if (a->dtype != b->dtype || a->st->detached || b->st->detached || !dense(a) || !dense(b)) return false;
   const mg_tensor *like;
   int64_t sa = 1, sb = 1;
-  if (mg_same_shape(a, b)) like = a;
+  if (same_shape(a, b)) like = a;
   else if (b->numel == 1 && b->ndim <= a->ndim) { like = a; sb = 0; }
   else if (a->numel == 1 && a->ndim <= b->ndim) { like = b; sa = 0; }
   else return false;

@@ -273,7 +273,7 @@ static void check_anomaly(lua_State *L, mg_tensor *t) {
   }
 }
 
-mgl_box *mgl_newbox(lua_State *L) {
+static inline mgl_box *newbox(lua_State *L) {
   mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = NULL;
   b->tag = mgl_box_secret ^ (uint64_t)(uintptr_t)b;
@@ -283,10 +283,12 @@ mgl_box *mgl_newbox(lua_State *L) {
   return b;
 }
 
+mgl_box *mgl_newbox(lua_State *L) { return newbox(L); }
+
 int mgl_push(lua_State *L, mg_tensor *t) {
   if (!t) return mgl_error(L);
   if (t->rt->anomaly) check_anomaly(L, t);
-  mgl_newbox(L)->t = t;
+  newbox(L)->t = t;
   maybe_collect(L, t->rt);
   return 1;
 }

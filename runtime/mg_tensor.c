@@ -121,11 +121,13 @@ mg_tensor *mg_retain(mg_tensor *t) { if (t) t->refcount++; return t; }
 
 void mg_release(mg_tensor *t) {
   if (!t || --t->refcount > 0) return;
-  mg_release(t->grad);
+  if (t->grad) mg_release(t->grad);
   if (t->grad_fn) mg_node_release(t->grad_fn);
-  if (t->st == &((hblock *)t)->st) mg_storage_release(t->st);  /* frees the block once the storage dies */
-  else {
-    mg_storage_release(t->st);
+  mg_storage *st = t->st;
+  if (st == &((hblock *)t)->st) {  /* its own block: freed when the storage dies (views may hold it) */
+    if (--st->refcount == 0) tensor_free(t);
+  } else {
+    mg_storage_release(st);
     tensor_free(t);
   }
 }
