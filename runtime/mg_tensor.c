@@ -207,7 +207,12 @@ mg_tensor *mg_full(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, doubl
 /* t's shape was checked when t was made */
 mg_tensor *mg_empty_like(const mg_tensor *t) { return empty(t->rt, t->dtype, t->ndim, t->shape, t->numel); }
 mg_tensor *mg_zeros_like(const mg_tensor *t) { return mg_full(t->rt, t->dtype, t->ndim, t->shape, 0); }
-mg_tensor *mg_scalar(mg_rt *rt, mg_dtype dt, double v) { return mg_full(rt, dt, 0, NULL, v); }
+mg_tensor *mg_scalar(mg_rt *rt, mg_dtype dt, double v) {
+  mg_tensor *t = empty(rt, dt, 0, NULL, 1);
+  if (t && dt == MG_F32) *mg_f32(t) = (float)v;
+  else if (t) *mg_f64(t) = v;
+  return t;
+}
 
 mg_tensor *mg_from_data(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, const double *vals) {
   mg_tensor *t = mg_empty(rt, dt, ndim, shape);
