@@ -109,8 +109,8 @@ static inline bool same_shape(const mg_tensor *a, const mg_tensor *b) {
 
 /* The common case without the broadcast machinery: same dtype, both contiguous,
 ** same shape, or one side a single element with no more dims than the other
-** (the result then has the other's shape). False if it does not apply; else
-** *out is the result, or NULL with the error set. */
+** (the result then has the other's shape): the loop of apply's flat path. False
+** if it does not apply; else *out is the result, or NULL with the error set. */
 static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor **out) {
   if (a->dtype != b->dtype || a->st->detached || b->st->detached || !dense(a) || !dense(b)) return false;
   const mg_tensor *like;
