@@ -74,8 +74,9 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op);
 /* reject option names not in the NULL-terminated list (error lists the accepted names) */
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op);
 
-/* luaL_setfuncs into the table on top, giving each function the runtime and the
-** tensor metatable as upvalues (fast mgl_rt and mgl_push); use it for metatables too */
+/* luaL_setfuncs into the table on top, giving each function the runtime, the tensor
+** metatable and method table as upvalues (fast mgl_rt, mgl_push, method lookup);
+** use it for metatables too */
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs);
 /* register functions into the `mg` table and methods into the tensor method table.
 ** Call from an mgl_open_* function; either list may be NULL. */

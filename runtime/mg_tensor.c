@@ -55,7 +55,7 @@ static mg_storage *storage_alloc(mg_rt *rt) {
 /* ---- storage ------------------------------------------------------------ */
 
 mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
-  void *data = NULL;  /* tiny tensors keep their data in the header: no allocator round trip */
+  void *data = NULL;  /* up to 32 bytes live in the storage header: no allocator round trip */
   if (nbytes > sizeof ((mg_storage *)0)->small && !(data = mg_mem_alloc(rt, nbytes))) return NULL;
   mg_storage *s = storage_alloc(rt);
   s->rt = rt;
