@@ -12,10 +12,11 @@ static const char *binop_name[] = {"add", "sub", "mul", "div", "pow", "maximum",
 static const char *cmpop_name[] = {"eq", "ne", "lt", "le", "gt", "ge"};
 
 /* o[i] = EXPR(x = a[i*sa], y = b[i*sb]); the common stride patterns get their
-** own loops so the compiler vectorises them */
+** own loops so the compiler vectorises them, and one element skips loop set-up */
 #define MAP2(T, EXPR) do { \
     T *o = out; const T *a = pa, *b = pb; \
-    if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { T x = a[i], y = b[i]; o[i] = (EXPR); } \
+    if (n == 1) { T x = a[0], y = b[0]; o[0] = (EXPR); } \
+    else if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { T x = a[i], y = b[i]; o[i] = (EXPR); } \
     else if (sa == 1 && sb == 0) { T y = b[0]; for (int64_t i = 0; i < n; i++) { T x = a[i]; o[i] = (EXPR); } } \
     else if (sa == 0 && sb == 1) { T x = a[0]; for (int64_t i = 0; i < n; i++) { T y = b[i]; o[i] = (EXPR); } } \
     else for (int64_t i = 0; i < n; i++) { T x = a[i * sa], y = b[i * sb]; o[i] = (EXPR); } \
@@ -97,7 +98,34 @@ static int common(mg_tensor *a, mg_tensor *b, mg_tensor **ca, mg_tensor **cb) {
   return -1;
 }
 
-static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
+/* contiguous, and same shape, decided without a call for 0- and 1-dim tensors */
+static inline bool dense(const mg_tensor *t) {
+  return t->ndim == 0 || (t->ndim == 1 && t->stride[0] == 1) || mg_is_contiguous(t);
+}
+static inline bool same_shape(const mg_tensor *a, const mg_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  return a->ndim == 0 || (a->ndim == 1 ? a->shape[0] == b->shape[0] : mg_same_shape(a, b));
+}
+
+/* The common case without the broadcast machinery: same dtype, both contiguous,
+** same shape, or one side a single element with no more dims than the other
+** (the result then has the other's shape): the loop of apply's flat path. False
+** if it does not apply; else *out is the result, or NULL with the error set. */
+static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor **out) {
+  if (a->dtype != b->dtype || a->st->detached || b->st->detached || !dense(a) || !dense(b)) return false;
+  const mg_tensor *like;
+  int64_t sa = 1, sb = 1;
+  if (same_shape(a, b)) like = a;
+  else if (b->numel == 1 && b->ndim <= a->ndim) { like = a; sb = 0; }
+  else if (a->numel == 1 && a->ndim <= b->ndim) { like = b; sa = 0; }
+  else return false;
+  mg_tensor *o = *out = mg_empty_like(like);
+  if (o && o->numel)
+    (o->dtype == MG_F32 ? loop_f32 : loop_f64)(op, cmp, o->numel, mg_data(o), mg_data(a), sa, mg_data(b), sb);
+  return true;
+}
+
+static __attribute__((noinline)) mg_tensor *forward_general(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
   const char *name = cmp ? cmpop_name[op] : binop_name[op];
   if (mg_check_alive(a, name) || mg_check_alive(b, name)) return NULL;
   int nd;
@@ -110,6 +138,11 @@ static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
   mg_release(x);
   mg_release(y);
   return out;
+}
+
+static mg_tensor *forward(int op, bool cmp, mg_tensor *a, mg_tensor *b) {
+  mg_tensor *out;
+  return forward_flat(op, cmp, a, b, &out) ? out : forward_general(op, cmp, a, b);
 }
 
 /* ---- backward ------------------------------------------------------------------ */
@@ -198,7 +231,7 @@ static int binary_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {
 
 mg_tensor *mg_binary(mg_binop op, mg_tensor *a, mg_tensor *b) {
   mg_tensor *out = forward(op, false, a, b);
-  if (!out) return NULL;
+  if (!out || (!a->requires_grad && !b->requires_grad)) return out;  /* nothing to record */
   mg_tensor *in[2] = {a, b};
   mg_node *n = mg_record(out, binop_name[op], binary_bw, 2, in);
   if (n) {

@@ -13,18 +13,31 @@
 
 #define MGL_TENSOR "moongrad.Tensor"
 
-typedef struct { mg_tensor *t; } mgl_box;   /* the full userdata behind a Lua tensor */
+/* The full userdata behind a Lua tensor: t (NULL once closed) and a tag that
+** only boxes made by mgl_newbox carry; mgl_tobox recognises a tensor by it. */
+typedef struct { mg_tensor *t; uint64_t tag; } mgl_box;
 
 /* the runtime of this Lua state */
 mg_rt *mgl_rt(lua_State *L);
 /* argument idx as a tensor, or an error "op: argument #idx: expected a tensor, got <type>" */
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op);
 mg_tensor *mgl_test(lua_State *L, int idx);          /* NULL if not a (live) tensor */
+/* push a new tensor box (t NULL) with the tensor metatable; no GC accounting */
+mgl_box *mgl_newbox(lua_State *L);
 /* a tensor, or a number made into a 0-dim tensor of dtype dt (caller releases *tmp) */
 mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_tensor **tmp);
 /* arguments 1 and 2 of a binary op: tensors, or one tensor and a number made
 ** into a 0-dim tensor of its dtype (*tmp, which the caller releases) */
 void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp);
+/* the box at idx if that value is a tensor (live or closed), else NULL. A tensor
+** is a full userdata of exactly sizeof(mgl_box) bytes tagged mgl_box_secret ^ its
+** address; l_moongrad.c says why the tag cannot be forged. */
+extern uint64_t mgl_box_secret;
+static inline mgl_box *mgl_tobox(lua_State *L, int idx) {
+  mgl_box *b = lua_touserdata(L, idx);  /* NULL unless full or light userdata */
+  if (!b || lua_rawlen(L, idx) != sizeof *b) return NULL;  /* light userdata: rawlen 0 */
+  return b->tag == (mgl_box_secret ^ (uint64_t)(uintptr_t)b) ? b : NULL;
+}
 /* push t, taking its reference; t == NULL raises the runtime's error */
 int mgl_push(lua_State *L, mg_tensor *t);
 /* raise the runtime's current error as a Lua error */
@@ -61,8 +74,9 @@ mg_dtype mgl_optdtype(lua_State *L, int opts, mg_dtype def, const char *op);
 /* reject option names not in the NULL-terminated list (error lists the accepted names) */
 void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char *op);
 
-/* luaL_setfuncs into the table on top, giving each function the runtime as
-** upvalue 1 (fast mgl_rt / tensor checks); use it for metatables too */
+/* luaL_setfuncs into the table on top, giving each function the runtime, the tensor
+** metatable and method table as upvalues (fast mgl_rt, mgl_push, method lookup);
+** use it for metatables too */
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs);
 /* register functions into the `mg` table and methods into the tensor method table.
 ** Call from an mgl_open_* function; either list may be NULL. */

@@ -3,9 +3,12 @@
 ** argument checking, dims, shapes, options, registration, GC accounting.
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include "l_core.h"
 #include "l_modules.h"
 
@@ -15,11 +18,12 @@ static const char MG_KEY = 'g';      /* registry: the mg table */
 
 /* ---- runtime ownership --------------------------------------------------- */
 
-/* One per Lua state: its runtime and the tensor metatable's identity. Every
-** C function the bindings register gets it as upvalue 1 (found without a
-** registry lookup); functions registered elsewhere fall back to the registry. */
-#define RTBOX_MAGIC 0x6d67727462ull  /* "mgrtb" */
-typedef struct { uint64_t magic; mg_rt *rt; bool owned; const void *tensor_mt; } rtbox;
+/* One per Lua state: its runtime. Every C function the bindings register
+** (mgl_setfuncs) has four upvalues: this box, the tensor metatable, the tensor
+** method table, and MARK, a light userdata no other code can make, which says
+** the first three are ours. Functions registered elsewhere use the registry. */
+typedef struct { mg_rt *rt; bool owned; } rtbox;
+static const char MARK = 'k';
 
 static int rtbox_gc(lua_State *L) {
   rtbox *b = lua_touserdata(L, 1);
@@ -28,11 +32,13 @@ static int rtbox_gc(lua_State *L) {
   return 0;
 }
 
+/* the running C function has the upvalues of mgl_setfuncs */
+static bool ours(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(4)) == &MARK; }
+
 static rtbox *get_box(lua_State *L) {
-  rtbox *b = lua_touserdata(L, lua_upvalueindex(1));
-  if (b && b->magic == RTBOX_MAGIC) return b;
+  if (ours(L)) return lua_touserdata(L, lua_upvalueindex(1));
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  b = lua_touserdata(L, -1);
+  rtbox *b = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (!b) luaL_error(L, "moongrad: not initialised in this Lua state");
   return b;
@@ -46,11 +52,13 @@ mg_rt *mgl_rt(lua_State *L) {
 
 /* GC pacing. Lua sees only the small box of each tensor, so the bindings tell
 ** it about the memory behind: every tensor pushed counts as HEADER_COST bytes
-** plus the storage allocated since, and each STEP_BYTES of that runs an
-** incremental GC step of the same size. Garbage tensors then die in proportion
-** to what they hold, and freed headers and blocks are reused while still in
-** the caches. A full collection backs this up when much memory is allocated
-** quickly (or when an allocation would pass the memory limit). */
+** plus the storage allocated since, and each STEP_BYTES of that runs a GC step
+** (in the generational mode set at open, a young collection). Garbage tensors
+** then die in proportion to what they hold, and freed headers and blocks are
+** reused while still in the caches. A full collection backs this up when much
+** memory is allocated quickly (or when an allocation would pass the memory
+** limit). The step size hardly matters for tiny ops: their GC cost is Lua's
+** per-object finaliser work (docs/architecture.md). */
 #define HEADER_COST 512
 #define STEP_BYTES ((size_t)256 << 10)
 
@@ -61,13 +69,14 @@ static void on_pressure(mg_rt *rt, void *ud) {
 }
 
 static void maybe_collect(lua_State *L, mg_rt *rt) {
+  rt->since_step += HEADER_COST;
+  if (rt->since_step <= STEP_BYTES) return;  /* since_gc grows with since_step: checked late by < STEP_BYTES */
   size_t threshold = rt->live_bytes / 2;
   if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
-  rt->since_step += HEADER_COST;
   if (rt->since_gc > threshold) {
     rt->since_gc = rt->since_step = 0;
     lua_gc(L, LUA_GCCOLLECT);
-  } else if (rt->since_step > STEP_BYTES) {
+  } else {
     int kb = (int)(rt->since_step >> 10);
     rt->since_step = 0;
     lua_gc(L, LUA_GCSTEP, kb);
@@ -76,23 +85,31 @@ static void maybe_collect(lua_State *L, mg_rt *rt) {
 
 /* ---- tensors on the Lua stack ---------------------------------------------- */
 
-static mgl_box *test_box_mt(lua_State *L, int idx, const void *tensor_mt) {
-  mgl_box *b = lua_touserdata(L, idx);
-  if (!b || !lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == tensor_mt ? b : NULL;
+/* Tensors are recognised by their tag (mgl_tobox), not by their metatable: no
+** metatable is pushed on the per-operand fast path. mgl_box_secret is random,
+** per process and never visible from Lua, and Lua cannot write raw bytes into a
+** userdata, so a tag cannot be forged; light userdata (rawlen 0) and userdata of
+** another size are never read. */
+uint64_t mgl_box_secret;
+static pthread_once_t box_secret_once = PTHREAD_ONCE_INIT;
+
+static void box_secret_init(void) {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s) {  /* no getrandom: time and ASLR */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&s * 0x9e3779b97f4a7c15ull;
+  }
+  mgl_box_secret = s;
 }
 
-static mgl_box *test_box(lua_State *L, int idx) { return test_box_mt(L, idx, get_box(L)->tensor_mt); }
-
 mg_tensor *mgl_test(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   return b ? b->t : NULL;
 }
 
 mg_tensor *mgl_check(lua_State *L, int idx, const char *op) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor");
   return b->t;
 }
@@ -104,16 +121,14 @@ mg_tensor *mgl_operand(lua_State *L, int idx, const char *op, mg_dtype dt, mg_te
     if (!*tmp) mgl_error(L);
     return *tmp;
   }
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (!b || !b->t) mgl_argerror(L, idx, op, "a tensor or a number");
   return b->t;
 }
 
-void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
-  const void *mt = get_box(L)->tensor_mt;
-  mgl_box *ba = test_box_mt(L, 1, mt), *bb = test_box_mt(L, 2, mt);
-  *tmp = NULL;
-  if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
+/* mgl_operands when not both are live tensors: a number operand, or an error */
+static void operands_slow(lua_State *L, const char *op, mgl_box *ba, mgl_box *bb, mg_tensor **x, mg_tensor **y,
+                          mg_tensor **tmp) {
   if ((ba && !ba->t) || (bb && !bb->t)) luaL_error(L, "%s: argument #%d: tensor was closed", op, ba && !ba->t ? 1 : 2);
   if (!ba && !bb) mgl_operands_error(L, op);
   mg_tensor *t = ba ? ba->t : bb->t;
@@ -123,6 +138,13 @@ void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg
   if (!*tmp) mgl_error(L);
   *x = ba ? t : *tmp;
   *y = ba ? *tmp : t;
+}
+
+void mgl_operands(lua_State *L, const char *op, mg_tensor **x, mg_tensor **y, mg_tensor **tmp) {
+  mgl_box *ba = mgl_tobox(L, 1), *bb = mgl_tobox(L, 2);
+  *tmp = NULL;
+  if (ba && bb && ba->t && bb->t) { *x = ba->t; *y = bb->t; return; }  /* the common case */
+  operands_slow(L, op, ba, bb, x, y, tmp);
 }
 
 int mgl_error(lua_State *L) {
@@ -144,7 +166,7 @@ int mgl_errorf(lua_State *L, const char *fmt, ...) {
 /* ---- argument errors ------------------------------------------------------------ */
 
 const char *mgl_typename(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (b) return b->t ? "tensor" : "closed tensor";
   if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {  /* a userdata or object naming its type */
     const char *s = lua_tostring(L, -1);
@@ -155,7 +177,7 @@ const char *mgl_typename(lua_State *L, int idx) {
 }
 
 bool mgl_is_closed(lua_State *L, int idx) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   return b && !b->t;
 }
 
@@ -185,7 +207,7 @@ int mgl_selferror(lua_State *L, int idx, const char *op, const char *var, const 
 }
 
 int mgl_argerror(lua_State *L, int idx, const char *op, const char *what) {
-  mgl_box *b = test_box(L, idx);
+  mgl_box *b = mgl_tobox(L, idx);
   if (b && !b->t) return luaL_error(L, "%s: argument #%d: tensor was closed", op, idx);
   lua_Debug ar;
   const char *name = dot_call(L, &ar);
@@ -251,18 +273,22 @@ static void check_anomaly(lua_State *L, mg_tensor *t) {
   }
 }
 
+static inline mgl_box *newbox(lua_State *L) {
+  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = NULL;
+  b->tag = mgl_box_secret ^ (uint64_t)(uintptr_t)b;
+  if (ours(L)) lua_pushvalue(L, lua_upvalueindex(2));  /* the tensor metatable */
+  else luaL_getmetatable(L, MGL_TENSOR);
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+mgl_box *mgl_newbox(lua_State *L) { return newbox(L); }
+
 int mgl_push(lua_State *L, mg_tensor *t) {
   if (!t) return mgl_error(L);
   if (t->rt->anomaly) check_anomaly(L, t);
-  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->t = t;
-  rtbox *rb = lua_touserdata(L, lua_upvalueindex(1));
-  if (rb && rb->magic == RTBOX_MAGIC && lua_getiuservalue(L, lua_upvalueindex(1), 1) == LUA_TTABLE)
-    lua_setmetatable(L, -2);  /* the tensor metatable, kept with the runtime box */
-  else {
-    if (rb && rb->magic == RTBOX_MAGIC) lua_pop(L, 1);
-    luaL_setmetatable(L, MGL_TENSOR);
-  }
+  newbox(L)->t = t;
   maybe_collect(L, t->rt);
   return 1;
 }
@@ -385,7 +411,10 @@ void mgl_checkopts(lua_State *L, int opts, const char *const *names, const char 
 
 void mgl_setfuncs(lua_State *L, const luaL_Reg *funcs) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  luaL_setfuncs(L, funcs, 1);
+  luaL_getmetatable(L, MGL_TENSOR);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+  lua_pushlightuserdata(L, (void *)&MARK);
+  luaL_setfuncs(L, funcs, 4);
 }
 
 void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods) {
@@ -403,7 +432,10 @@ void mgl_register(lua_State *L, const luaL_Reg *mgfuncs, const luaL_Reg *methods
 
 /* registry helpers for l_tensor.c */
 void mgl_push_methods(lua_State *L);
-void mgl_push_methods(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY); }
+void mgl_push_methods(lua_State *L) {
+  if (ours(L)) lua_pushvalue(L, lua_upvalueindex(3));
+  else lua_rawgetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+}
 
 /* Load the embedded Lua modules (modules/NAME.lua): each chunk gets mg; a returned
 ** value becomes mg[name]. Order: as listed here, then the rest. */
@@ -432,16 +464,17 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MG_KEY);
   if (!lua_isnil(L, -1)) return 1;  /* already open in this state */
   lua_pop(L, 1);
-  rtbox *b = lua_newuserdatauv(L, sizeof *b, 1);
-  b->magic = RTBOX_MAGIC;
+  rtbox *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->rt = rt;
   b->owned = owned;
-  b->tensor_mt = NULL;
+  pthread_once(&box_secret_once, box_secret_init);
   lua_newtable(L);
   lua_pushcfunction(L, rtbox_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &RT_KEY);
+  luaL_newmetatable(L, MGL_TENSOR);  /* filled by mgl_open_tensor; an upvalue from here on */
+  lua_pop(L, 1);
   rt->pressure = on_pressure;
   rt->pressure_ud = L;
 
@@ -455,11 +488,6 @@ int mgl_open_with(lua_State *L, mg_rt *rt, bool owned) {
   lua_setfield(L, mg, "version");
 
   mgl_open_tensor(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &RT_KEY);
-  luaL_getmetatable(L, MGL_TENSOR);
-  b->tensor_mt = lua_topointer(L, -1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pop(L, 1);
   /* tensors are many short-lived objects: generational collection suits them */
   lua_gc(L, LUA_GCGEN, 0, 0);
   mgl_open_math(L);

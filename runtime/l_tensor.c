@@ -362,7 +362,7 @@ static void print_rec(luaL_Buffer *B, mg_tensor *t, int d, int64_t off, int widt
 }
 
 static int m_tostring(lua_State *L) {
-  mgl_box *bx = luaL_testudata(L, 1, MGL_TENSOR);  /* also accepts a closed tensor */
+  mgl_box *bx = mgl_tobox(L, 1);  /* also accepts a closed tensor */
   if (!bx) return mgl_argerror(L, 1, "tostring", "a tensor");
   if (!bx->t) { lua_pushliteral(L, "tensor(closed)"); return 1; }
   mg_tensor *t = bx->t;
@@ -557,7 +557,7 @@ static int m_normal_(lua_State *L) {
 /* ---- metamethods -------------------------------------------------------------------- */
 
 static int mm_gc(lua_State *L) {
-  mgl_box *b = lua_touserdata(L, 1);
+  mgl_box *b = mgl_tobox(L, 1);
   if (b && b->t) { mg_release(b->t); b->t = NULL; }
   return 0;
 }
@@ -574,7 +574,8 @@ static int m_requires_grad_(lua_State *L) {
 
 /* t[i] (a view like t:select(1, i)), t.grad, t.requires_grad, t.is_leaf, methods */
 static int mm_index(lua_State *L) {
-  mgl_box *b = lua_touserdata(L, 1);
+  mgl_box *b = mgl_tobox(L, 1);
+  if (!b) return mgl_argerror(L, 1, "index", "a tensor");
   if (lua_type(L, 2) == LUA_TSTRING) {
     mgl_push_methods(L);
     lua_pushvalue(L, 2);

@@ -124,8 +124,7 @@ static void pool_trim(mg_runtime *R) {
   R->pool_bytes = 0;
 }
 
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  mg_runtime *R = ud;
+static __attribute__((noinline)) void *l_alloc_any(mg_runtime *R, void *ptr, size_t osize, size_t nsize) {
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     if (ptr) pool_free(R, ptr, osize);
@@ -153,6 +152,24 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   R->lua_bytes = R->lua_bytes - old + nsize;
   if (R->limit) sync_limit(R);
   return p;
+}
+
+/* the steady state of a loop first: without a limit, a small block taken from
+** or given back to its pool with no other work */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  mg_runtime *R = ud;
+  if (!R->limit) {
+    if (!ptr && nsize && nsize <= 16 * POOL_CLASSES && R->pool[(nsize - 1) >> 4]) {
+      R->lua_bytes += nsize;
+      return pool_alloc(R, nsize);
+    }
+    if (ptr && !nsize && osize && osize <= 16 * POOL_CLASSES && R->pool_bytes < POOL_MAX_BYTES) {
+      R->lua_bytes -= osize;
+      pool_free(R, ptr, osize);
+      return NULL;
+    }
+  }
+  return l_alloc_any(R, ptr, osize, nsize);
 }
 
 /* tensor allocation would pass the limit: collect garbage first (as the bindings do) */
@@ -304,10 +321,7 @@ void mg_value_free(mg_value *v) {
 
 /* push t as a Lua tensor (a new reference, taken only once the box exists) */
 static void push_tensor(lua_State *L, mg_tensor *t) {
-  mgl_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->t = NULL;
-  luaL_setmetatable(L, MGL_TENSOR);
-  b->t = mg_retain(t);
+  mgl_newbox(L)->t = mg_retain(t);
 }
 
 /* the value at idx as a new mg_value: tensor, number/boolean (0-dim float64), nil (NULL) */

@@ -19,9 +19,44 @@ bool mg_any_requires_grad(mg_rt *rt, int nin, mg_tensor *const *in) {
   return false;
 }
 
+/* ---- node memory: nodes of up to NODE_MAX_IN inputs are recycled per runtime -- */
+
+#define NODE_MAX_IN 3
+#define MAX_FREE_NODES 1024
+typedef struct freenode { struct freenode *next; } freenode;
+
+static size_t node_size(int nin) { return sizeof(mg_node) + (size_t)nin * sizeof(mg_edge); }
+
+/* a zeroed node with room for nin edges */
+static mg_node *node_alloc(mg_rt *rt, int nin) {
+  freenode *f = rt->free_nodes;
+  if (nin > NODE_MAX_IN) return mg_xcalloc(1, node_size(nin));
+  if (!f) return mg_xcalloc(1, node_size(NODE_MAX_IN));
+  rt->free_nodes = f->next;
+  rt->nfree_nodes--;
+  memset(f, 0, node_size(nin));
+  return (mg_node *)f;
+}
+
+static void node_free(mg_node *n) {
+  mg_rt *rt = n->rt;
+  if (n->nin > NODE_MAX_IN || rt->nfree_nodes >= MAX_FREE_NODES) { free(n); return; }
+  freenode *f = (freenode *)n;
+  f->next = rt->free_nodes;
+  rt->free_nodes = f;
+  rt->nfree_nodes++;
+}
+
+void mg_nodes_trim(mg_rt *rt);
+void mg_nodes_trim(mg_rt *rt) {
+  for (freenode *f = rt->free_nodes, *nx; f; f = nx) { nx = f->next; free(f); }
+  rt->free_nodes = NULL;
+  rt->nfree_nodes = 0;
+}
+
 mg_node *mg_record(mg_tensor *out, const char *op, mg_backward_fn bw, int nin, mg_tensor *const *in) {
   if (!mg_any_requires_grad(out->rt, nin, in)) return NULL;
-  mg_node *n = mg_xcalloc(1, sizeof *n + (size_t)nin * sizeof(mg_edge));
+  mg_node *n = node_alloc(out->rt, nin);
   n->rt = out->rt;
   n->op = op;
   n->backward = bw;
@@ -92,26 +127,40 @@ int mg_grad_out(mg_node *n, int k, mg_tensor *g, mg_tensor **gin) {
 
 void mg_ctx_free(mg_node *n) { free(n->ctx); }
 
+/* ---- node stacks: on the C stack while small, on the heap when they grow ------ */
+
+typedef struct { mg_node **v; size_t n, cap; mg_node *small[32]; } nodevec;
+
+static void nv_init(nodevec *s) { s->v = s->small; s->n = 0; s->cap = sizeof s->small / sizeof *s->small; }
+static void nv_free(nodevec *s) { if (s->v != s->small) free(s->v); }
+static void push(nodevec *s, mg_node *n) {
+  if (s->n == s->cap) {
+    mg_node **v = s->v == s->small ? malloc(2 * s->cap * sizeof *v) : realloc(s->v, 2 * s->cap * sizeof *v);
+    if (!v) abort();
+    if (s->v == s->small) memcpy(v, s->small, sizeof s->small);
+    s->v = v;
+    s->cap *= 2;
+  }
+  s->v[s->n++] = n;
+}
+
 /* Release a node; iteratively, so a long chain does not overflow the C stack. */
 void mg_node_release(mg_node *n) {
-  mg_node **stack = NULL;
-  size_t sp = 0, cap = 0;
-  while (n || sp) {
-    if (!n) n = stack[--sp];
+  nodevec stack;
+  nv_init(&stack);
+  while (n || stack.n) {
+    if (!n) n = stack.v[--stack.n];
     if (--n->refcount > 0) { n = NULL; continue; }
     free_saved(n);
     mg_release(n->gacc);
     for (int k = 0; k < n->nin; k++) {
       mg_release(n->in[k].leaf);
-      if (n->in[k].node) {
-        if (sp == cap) { cap = cap ? 2 * cap : 64; stack = realloc(stack, cap * sizeof *stack); if (!stack) abort(); }
-        stack[sp++] = n->in[k].node;
-      }
+      if (n->in[k].node) push(&stack, n->in[k].node);
     }
-    free(n);
+    node_free(n);
     n = NULL;
   }
-  free(stack);
+  nv_free(&stack);
 }
 
 /* ---- gradient accumulation ---------------------------------------------------- */
@@ -179,12 +228,6 @@ static int accumulate_node(mg_node *n, mg_tensor *g) {
 
 /* ---- the backward pass ----------------------------------------------------------- */
 
-typedef struct { mg_node **v; size_t n, cap; } nodevec;
-static void push(nodevec *s, mg_node *n) {
-  if (s->n == s->cap) { s->cap = s->cap ? 2 * s->cap : 64; s->v = realloc(s->v, s->cap * sizeof *s->v); if (!s->v) abort(); }
-  s->v[s->n++] = n;
-}
-
 static int check_finite(mg_node *n, mg_tensor *g, int k) {
   for (int64_t i = 0; i < g->numel; i++) {
     double v = mg_get_flat(g, i);
@@ -222,7 +265,10 @@ int mg_backward(mg_tensor *root, mg_tensor *grad, bool retain_graph) {
     return r;
   }
   /* count, for each reachable node, how many edges lead into it */
-  nodevec all = {0}, stack = {0}, ready = {0};
+  nodevec all, stack, ready;
+  nv_init(&all);
+  nv_init(&stack);
+  nv_init(&ready);
   push(&stack, root->grad_fn);
   root->grad_fn->deps = 0;
   push(&all, root->grad_fn);
@@ -286,7 +332,7 @@ int mg_backward(mg_tensor *root, mg_tensor *grad, bool retain_graph) {
   }
   rt->backward_depth--;
   rt->grad_enabled = prev;
-  free(all.v); free(stack.v); free(ready.v);
+  nv_free(&all); nv_free(&stack); nv_free(&ready);
   return status;
 }
 

@@ -46,6 +46,8 @@ struct mg_rt {
   mg_cache *cache;            /* size-class cache of freed blocks (mg_mem.c) */
   void *free_tensors, *free_storages;  /* recycled headers: no malloc per tiny op */
   int nfree_tensors, nfree_storages;
+  void *free_nodes;           /* recycled autodiff nodes (mg_autograd.c) */
+  int nfree_nodes;
   void *plugins;              /* plugin registry, owned by mg_plugin.c */
   void *host;                 /* the embedding layer's per-runtime state */
   int backward_depth;         /* >0 while the engine runs */
@@ -75,11 +77,14 @@ struct mg_storage {
   uint32_t version;           /* bumped by every in-place write, shared by all views */
   mg_st_kind kind;
   bool detached;              /* borrowed memory taken back by the host: access is an error */
+  bool embedded;              /* lives in its first tensor's header block (mg_tensor.c) */
   void (*release)(void *data, void *ud);
   void *ud;
+  _Alignas(16) unsigned char small[32];  /* data of an own storage of at most 32 bytes (not counted in live_bytes) */
 };
 
-mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes);  /* uninitialised, 64-byte aligned */
+/* uninitialised; 64-byte aligned, except that up to 32 bytes live in st->small (16-byte aligned) */
+mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes);
 void mg_storage_release(mg_storage *s);
 /* memory (mg_mem.c): the cached, accounted allocator behind storages */
 void *mg_mem_alloc(mg_rt *rt, size_t nbytes);

@@ -9,6 +9,7 @@
 int mg_plugins_init(mg_rt *rt);
 void mg_plugins_free(mg_rt *rt);
 void mg_headers_trim(mg_rt *rt);
+void mg_nodes_trim(mg_rt *rt);
 
 mg_rt *mg_rt_new(void) {
   mg_rt *rt = calloc(1, sizeof *rt);
@@ -26,6 +27,7 @@ void mg_rt_free(mg_rt *rt) {
   mg_plugins_free(rt);
   mg_mem_trim(rt);
   mg_headers_trim(rt);
+  mg_nodes_trim(rt);
   free(rt->cache);
   free(rt);
 }

@@ -11,12 +11,13 @@
 #define MAX_FREE_HEADERS 4096
 typedef struct freenode { struct freenode *next; } freenode;
 
-static void *hdr_alloc(void **list, int *n, size_t size) {
+/* a block of size bytes, its first zero bytes zeroed */
+static void *hdr_alloc(void **list, int *n, size_t size, size_t zero) {
   freenode *f = *list;
   if (!f) return mg_xcalloc(1, size);
   *list = f->next;
   (*n)--;
-  memset(f, 0, size);
+  memset(f, 0, zero);
   return f;
 }
 
@@ -36,17 +37,29 @@ void mg_headers_trim(mg_rt *rt) {
   rt->nfree_tensors = rt->nfree_storages = 0;
 }
 
-static mg_tensor *tensor_alloc(mg_rt *rt) { return hdr_alloc(&rt->free_tensors, &rt->nfree_tensors, sizeof(mg_tensor)); }
-static mg_storage *storage_alloc(mg_rt *rt) { return hdr_alloc(&rt->free_storages, &rt->nfree_storages, sizeof(mg_storage)); }
+/* Every tensor header has room for a storage: a new tensor of at most 32 bytes
+** keeps its storage, data included (st.small), in its own header block, so it
+** costs one recycled block. The block is freed when both are dead: views may
+** keep the storage alive after the tensor. */
+typedef struct { mg_tensor t; mg_storage st; } hblock;
+
+/* the tensor zeroed; the block's storage is set up by its user (empty) */
+static mg_tensor *tensor_alloc(mg_rt *rt) {
+  return hdr_alloc(&rt->free_tensors, &rt->nfree_tensors, sizeof(hblock), sizeof(mg_tensor));
+}
+static void tensor_free(mg_tensor *t) { hdr_free(&t->rt->free_tensors, &t->rt->nfree_tensors, t); }
+static mg_storage *storage_alloc(mg_rt *rt) {
+  return hdr_alloc(&rt->free_storages, &rt->nfree_storages, sizeof(mg_storage), sizeof(mg_storage));
+}
 
 /* ---- storage ------------------------------------------------------------ */
 
 mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
-  void *data = mg_mem_alloc(rt, nbytes ? nbytes : 1);
-  if (!data) return NULL;
+  void *data = NULL;  /* up to 32 bytes live in the storage header: no allocator round trip */
+  if (nbytes > sizeof ((mg_storage *)0)->small && !(data = mg_mem_alloc(rt, nbytes))) return NULL;
   mg_storage *s = storage_alloc(rt);
   s->rt = rt;
-  s->data = data;
+  s->data = data ? data : s->small;
   s->nbytes = nbytes;
   s->refcount = 1;
   s->kind = MG_ST_OWN;
@@ -55,8 +68,12 @@ mg_storage *mg_storage_new(mg_rt *rt, size_t nbytes) {
 
 void mg_storage_release(mg_storage *s) {
   if (!s || --s->refcount > 0) return;
+  if (s->embedded) {  /* its tensor is dead too (it held a reference): free the block */
+    tensor_free(&((hblock *)((char *)s - offsetof(hblock, st)))->t);
+    return;
+  }
   switch (s->kind) {
-    case MG_ST_OWN: mg_mem_free(s->rt, s->data, s->nbytes ? s->nbytes : 1); break;
+    case MG_ST_OWN: if (s->data != s->small) mg_mem_free(s->rt, s->data, s->nbytes); break;
     case MG_ST_CALLBACK: if (s->release) s->release(s->data, s->ud); break;
     case MG_ST_BORROW: break;
   }
@@ -70,9 +87,8 @@ static void contiguous_strides(mg_tensor *t) {
   for (int d = t->ndim - 1; d >= 0; d--) { t->stride[d] = s; s *= t->shape[d]; }
 }
 
-/* a header over st (retained), shape given, contiguous strides */
-static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const int64_t *shape) {
-  mg_tensor *t = tensor_alloc(rt);
+/* fill the new header t over st (retained), shape given, contiguous strides */
+static mg_tensor *header_at(mg_tensor *t, mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const int64_t *shape) {
   t->rt = rt;
   t->st = st;
   st->refcount++;
@@ -83,6 +99,10 @@ static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const
   for (int d = 0; d < ndim; d++) { t->shape[d] = shape[d]; t->numel *= shape[d]; }
   contiguous_strides(t);
   return t;
+}
+
+static mg_tensor *header(mg_rt *rt, mg_storage *st, mg_dtype dt, int ndim, const int64_t *shape) {
+  return header_at(tensor_alloc(rt), rt, st, dt, ndim, shape);
 }
 
 /* a view header: same storage as src, caller fills shape/stride/offset */
@@ -101,11 +121,15 @@ mg_tensor *mg_retain(mg_tensor *t) { if (t) t->refcount++; return t; }
 
 void mg_release(mg_tensor *t) {
   if (!t || --t->refcount > 0) return;
-  mg_release(t->grad);
+  if (t->grad) mg_release(t->grad);
   if (t->grad_fn) mg_node_release(t->grad_fn);
-  mg_rt *rt = t->rt;
-  mg_storage_release(t->st);
-  hdr_free(&rt->free_tensors, &rt->nfree_tensors, t);
+  mg_storage *st = t->st;
+  if (st == &((hblock *)t)->st) {  /* its own block: freed when the storage dies (views may hold it) */
+    if (--st->refcount == 0) tensor_free(t);
+  } else {
+    mg_storage_release(st);
+    tensor_free(t);
+  }
 }
 
 static int check_shape(mg_rt *rt, int ndim, const int64_t *shape, int64_t *numel) {
@@ -128,10 +152,16 @@ static int check_shape(mg_rt *rt, int ndim, const int64_t *shape, int64_t *numel
   return 0;
 }
 
-mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
-  int64_t n;
-  if (check_shape(rt, ndim, shape, &n)) return NULL;
-  mg_storage *st = mg_storage_new(rt, (size_t)n * mg_dtype_size(dt));
+/* a new contiguous tensor of n elements; shape already checked */
+static mg_tensor *empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, int64_t n) {
+  size_t nbytes = (size_t)n * mg_dtype_size(dt);
+  if (nbytes <= sizeof ((mg_storage *)0)->small) {  /* storage and data in the header block */
+    mg_tensor *t = tensor_alloc(rt);
+    mg_storage *st = &((hblock *)t)->st;
+    *st = (mg_storage){.rt = rt, .data = st->small, .nbytes = nbytes, .kind = MG_ST_OWN, .embedded = true};
+    return header_at(t, rt, st, dt, ndim, shape);
+  }
+  mg_storage *st = mg_storage_new(rt, nbytes);
   if (!st) {
     char b[128], why[MG_ERRLEN];
     snprintf(why, sizeof why, "%s", rt->err);
@@ -142,6 +172,12 @@ mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
   mg_tensor *t = header(rt, st, dt, ndim, shape);
   st->refcount--;  /* header took the only reference */
   return t;
+}
+
+mg_tensor *mg_empty(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape) {
+  int64_t n;
+  if (check_shape(rt, ndim, shape, &n)) return NULL;
+  return empty(rt, dt, ndim, shape, n);
 }
 
 int mg_fill_(mg_tensor *t, double v) {
@@ -168,9 +204,15 @@ mg_tensor *mg_full(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, doubl
   return t;
 }
 
-mg_tensor *mg_empty_like(const mg_tensor *t) { return mg_empty(t->rt, t->dtype, t->ndim, t->shape); }
+/* t's shape was checked when t was made */
+mg_tensor *mg_empty_like(const mg_tensor *t) { return empty(t->rt, t->dtype, t->ndim, t->shape, t->numel); }
 mg_tensor *mg_zeros_like(const mg_tensor *t) { return mg_full(t->rt, t->dtype, t->ndim, t->shape, 0); }
-mg_tensor *mg_scalar(mg_rt *rt, mg_dtype dt, double v) { return mg_full(rt, dt, 0, NULL, v); }
+mg_tensor *mg_scalar(mg_rt *rt, mg_dtype dt, double v) {
+  mg_tensor *t = empty(rt, dt, 0, NULL, 1);
+  if (t && dt == MG_F32) *mg_f32(t) = (float)v;
+  else if (t) *mg_f64(t) = v;
+  return t;
+}
 
 mg_tensor *mg_from_data(mg_rt *rt, mg_dtype dt, int ndim, const int64_t *shape, const double *vals) {
   mg_tensor *t = mg_empty(rt, dt, ndim, shape);
