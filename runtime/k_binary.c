@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include "mg_core.h"
+#include "mg_parallel.h"
 #include "mg_iter.h"
 
 
@@ -62,6 +63,34 @@ static void loop_f64(int op, bool cmp, int64_t n, void *out, const void *pa, int
   }
 }
 
+/* A flat loop of at least 2 * PAR_BLOCK elements is split over the runtime's threads in
+** blocks of PAR_BLOCK (elementwise, so no value depends on the split). */
+#define PAR_BLOCK 32768
+typedef struct { int op; bool cmp; mg_dtype dt; int64_t n, sa, sb; char *o; const char *a, *b; } fjob;
+
+static void flat_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
+  const fjob *j = ctx;
+  size_t es = mg_dtype_size(j->dt);
+  int64_t i0 = lo * PAR_BLOCK, i1 = hi * PAR_BLOCK < j->n ? hi * PAR_BLOCK : j->n;
+  (void)tid;
+  (j->dt == MG_F32 ? loop_f32 : loop_f64)(j->op, j->cmp, i1 - i0, j->o + es * (size_t)i0, j->a + es * (size_t)(i0 * j->sa),
+                                          j->sa, j->b + es * (size_t)(i0 * j->sb), j->sb);
+}
+
+static __attribute__((noinline)) void flat_par(mg_rt *rt, int op, bool cmp, mg_dtype dt, int64_t n, void *out,
+                                               const void *a, int64_t sa, const void *b, int64_t sb) {
+  fjob j = {op, cmp, dt, n, sa, sb, out, a, b};
+  mg_parallel_for(rt, (n + PAR_BLOCK - 1) / PAR_BLOCK, 1, flat_piece, &j);
+}
+
+/* out[i] = a[i*sa] op b[i*sb] for i < n (sa, sb: 1, or 0 for a single element) */
+static inline void flat(mg_rt *rt, int op, bool cmp, mg_dtype dt, int64_t n, void *out, const void *a, int64_t sa,
+                        const void *b, int64_t sb) {
+  if (n >= 2 * PAR_BLOCK && rt->nthreads > 1) flat_par(rt, op, cmp, dt, n, out, a, sa, b, sb);
+  else if (dt == MG_F32) loop_f32(op, cmp, n, out, a, sa, b, sb);
+  else loop_f64(op, cmp, n, out, a, sa, b, sb);
+}
+
 /* out (contiguous, shape of the broadcast) = a op b; a and b of out's dtype */
 static void apply(int op, bool cmp, mg_tensor *out, mg_tensor *a, mg_tensor *b) {
   void (*loop)(int, bool, int64_t, void *, const void *, int64_t, const void *, int64_t) =
@@ -71,7 +100,8 @@ static void apply(int op, bool cmp, mg_tensor *out, mg_tensor *a, mg_tensor *b) 
   if (out->numel == 0) return;
   bool ca = mg_is_contiguous(a) && a->numel == out->numel, cb = mg_is_contiguous(b) && b->numel == out->numel;
   if ((ca || a->numel == 1) && (cb || b->numel == 1)) {  /* flat fast path */
-    loop(op, cmp, out->numel, o, pa, a->numel == 1 && out->numel > 1 ? 0 : 1, pb, b->numel == 1 && out->numel > 1 ? 0 : 1);
+    flat(out->rt, op, cmp, out->dtype, out->numel, o, pa, a->numel == 1 && out->numel > 1 ? 0 : 1, pb,
+         b->numel == 1 && out->numel > 1 ? 0 : 1);
     return;
   }
   int nd = out->ndim;
@@ -120,8 +150,7 @@ static bool forward_flat(int op, bool cmp, mg_tensor *a, mg_tensor *b, mg_tensor
   else if (a->numel == 1 && a->ndim <= b->ndim) { like = b; sa = 0; }
   else return false;
   mg_tensor *o = *out = mg_empty_like(like);
-  if (o && o->numel)
-    (o->dtype == MG_F32 ? loop_f32 : loop_f64)(op, cmp, o->numel, mg_data(o), mg_data(a), sa, mg_data(b), sb);
+  if (o && o->numel) flat(o->rt, op, cmp, o->dtype, o->numel, mg_data(o), mg_data(a), sa, mg_data(b), sb);
   return true;
 }
 

@@ -102,7 +102,7 @@ for _, c in ipairs({ { 200, 300, 70 }, { 64, 784, 256 }, { 37, 500, 301 }, { 256
   end
 end
 
--- pooling (planes) and elementwise functions (blocks of elements) split over threads: the same
+-- pooling (planes), elementwise functions and binary ops (blocks of elements) split over threads: the same
 -- values and gradients on 1, 2 and 3 threads, with shapes large enough to be split
 local function pools(threads, dtype)
   mg.set_num_threads(threads)
@@ -112,14 +112,15 @@ local function pools(threads, dtype)
   local b = mg.avg_pool2d(x, { 3, 3 }, { stride = 2, padding = 1 })
   local c = mg.max_pool2d(x, { 3, 2 }, { stride = { 2, 1 } })
   local d = x:relu() * x:tanh() + x:sigmoid():exp()
-  local loss = a:sum() + (b * b):sum() + c:mean() + d:sum()
+  local e = (x * 2 - x:exp()) / (x:abs() + 1) + x:gt(0):to(dtype) - mg.maximum(x, 0.5) ^ 2
+  local loss = a:sum() + (b * b):sum() + c:mean() + d:sum() + e:sum()
   loss:backward()
-  return { a, b, c, d, x.grad }
+  return { a, b, c, d, e, x.grad }
 end
 for _, dt in ipairs({ "float32", "float64" }) do
   local r1, r2, r3 = pools(1, dt), pools(2, dt), pools(3, dt)
   local names = { "max_pool2d 2x2", "avg_pool2d 3x3 padded", "max_pool2d 3x2 stride 2x1", "relu, tanh, sigmoid, exp",
-                  "input gradient through all of them" }
+                  "binary ops and comparisons with tensors and numbers", "input gradient through all of them" }
   for i = 1, #r1 do
     T:ok(r1[i]:ne(r2[i]):sum():item() == 0 and r1[i]:ne(r3[i]):sum():item() == 0,
          ("%s %s: identical on 1, 2 and 3 threads"):format(names[i], dt))
