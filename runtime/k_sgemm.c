@@ -69,22 +69,32 @@ INLINE AVX2 void nn_16(int R, int j0, int j1, int K, const float *A, ptrdiff_t a
   }
 }
 
-/* rows 0..R-1 (R <= 8), columns j..j+7: one vector per row */
-INLINE AVX2 void nn_8(int R, int j, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+/* lanes 0..w-1 of a vector (w <= 8): masked loads read nothing past them */
+INLINE AVX2 __m256i lanes(int w) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+INLINE AVX2 __m256 load_w(const float *p, int w, __m256i m) { return w == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m); }
+INLINE AVX2 void store_w(float *p, __m256 v, int w, __m256i m) {
+  if (w == 8) _mm256_storeu_ps(p, v); else _mm256_maskstore_ps(p, m, v);
+}
+
+/* rows 0..R-1 (R <= 8), columns j..j+w-1 (w <= 8): one vector per row */
+INLINE AVX2 void nn_8(int R, int j, int w, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
                       const ptrdiff_t *koff, ptrdiff_t ldb, float *C, const ptrdiff_t *coff, ptrdiff_t ldc,
                       const float *bias) {
+  __m256i m = lanes(w);
   __m256 c0[8];
   UNROLL8
   for (int r = 0; r < R; r++) c0[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);
   for (int k = 0; k < K; k++) {
-    __m256 b0 = _mm256_loadu_ps(BROW(k) + j);
+    __m256 b0 = load_w(BROW(k) + j, w, m);
     UNROLL8
     for (int r = 0; r < R; r++) c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * ars + k * acs), b0, c0[r]);
   }
   UNROLL8
   for (int r = 0; r < R; r++) {
     float *c = CROW(r) + j;
-    _mm256_storeu_ps(c, coff ? _mm256_add_ps(c0[r], _mm256_loadu_ps(c)) : c0[r]);
+    store_w(c, coff ? _mm256_add_ps(c0[r], load_w(c, w, m)) : c0[r], w, m);
   }
 }
 
@@ -101,18 +111,16 @@ INLINE AVX2 void nn(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
     for (; i < M; i++) nn_16(1, 0, n16, K, AT(i));
   }
   if (n8 > n16) {
-    for (i = 0; i + 8 <= M; i += 8) nn_8(8, n16, K, AT(i));
-    for (; i + 4 <= M; i += 4) nn_8(4, n16, K, AT(i));
-    for (; i < M; i++) nn_8(1, n16, K, AT(i));
+    for (i = 0; i + 8 <= M; i += 8) nn_8(8, n16, 8, K, AT(i));
+    for (; i + 4 <= M; i += 4) nn_8(4, n16, 8, K, AT(i));
+    for (; i < M; i++) nn_8(1, n16, 8, K, AT(i));
+  }
+  if (N > n8) {  /* the last 1..7 columns, masked */
+    for (i = 0; i + 8 <= M; i += 8) nn_8(8, n8, N - n8, K, AT(i));
+    for (; i + 4 <= M; i += 4) nn_8(4, n8, N - n8, K, AT(i));
+    for (; i < M; i++) nn_8(1, n8, N - n8, K, AT(i));
   }
 #undef AT
-  for (int j = n8; j < N; j++)
-    for (i = 0; i < M; i++) {
-      float s = bias ? bias[i] : 0.0f;
-      for (int k = 0; k < K; k++) s = fmaf(A[i * ars + k * acs], BROW(k)[j], s);
-      float *c = CROW(i) + j;
-      *c = coff ? *c + s : s;
-    }
 }
 #undef BROW
 #undef CROW
@@ -168,14 +176,13 @@ INLINE AVX2 void nt_block(int R, int S, int K, int nimg, int nrow, const float *
                           ptrdiff_t lda, const float *B, ptrdiff_t bimg, ptrdiff_t brow, const ptrdiff_t *koff,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, bool acc) {
   __m256 v[4][2];
-  float t[4][2];
   ptrdiff_t bo[2];
   UNROLL
   for (int s = 0; s < S; s++) bo[s] = koff ? koff[s] : s * ldb;
   UNROLL
   for (int r = 0; r < R; r++)
     UNROLL
-    for (int s = 0; s < S; s++) { v[r][s] = _mm256_setzero_ps(); t[r][s] = 0.0f; }
+    for (int s = 0; s < S; s++) v[r][s] = _mm256_setzero_ps();
   for (int n = 0; n < nimg; n++)
     for (int row = 0; row < nrow; row++) {
       const float *a = A + n * aimg + row * arow, *b = B + n * bimg + row * brow;
@@ -191,15 +198,24 @@ INLINE AVX2 void nt_block(int R, int S, int K, int nimg, int nrow, const float *
           for (int s = 0; s < S; s++) v[r][s] = _mm256_fmadd_ps(av, bv[s], v[r][s]);
         }
       }
-      for (; k < K; k++)
-        for (int r = 0; r < R; r++)
-          for (int s = 0; s < S; s++) t[r][s] = fmaf(a[r * lda + k], b[bo[s] + k], t[r][s]);
+      if (k < K) {  /* the last 1..7, masked */
+        __m256i m = lanes(K - k);
+        __m256 bv[2];
+        UNROLL
+        for (int s = 0; s < S; s++) bv[s] = _mm256_maskload_ps(b + bo[s] + k, m);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+          __m256 av = _mm256_maskload_ps(a + r * lda + k, m);
+          UNROLL
+          for (int s = 0; s < S; s++) v[r][s] = _mm256_fmadd_ps(av, bv[s], v[r][s]);
+        }
+      }
     }
   UNROLL
   for (int r = 0; r < R; r++)
     UNROLL
     for (int s = 0; s < S; s++) {
-      float x = hsum(v[r][s]) + t[r][s];
+      float x = hsum(v[r][s]);
       C[r * ldc + s] = acc ? C[r * ldc + s] + x : x;
     }
 }

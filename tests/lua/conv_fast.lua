@@ -1,6 +1,7 @@
--- float32 conv2d goes through k_sgemm (AVX2 kernels that read the images directly when the
--- stride is 1 and there is no padding, and per-image products on im2col columns otherwise);
--- float64 goes through OpenBLAS. The two must agree, forward and every gradient, over shapes
+-- float32 conv2d with up to 16 filters per group goes through k_sgemm (AVX2 kernels that read
+-- the images directly when the stride is 1 and there is no padding, and per-image products on
+-- im2col columns otherwise); more filters, and float64, go through OpenBLAS. The two must
+-- agree, forward and every gradient, over shapes
 -- that hit the kernels' edges: filter counts not a multiple of 4, output widths not a multiple
 -- of 8 or 16, dilation, groups, one image, many chunks, and inputs that need no gradient.
 local mg = require("moongrad")
@@ -22,6 +23,8 @@ local cases = {
   { "stride 2 (columns path)", { 4, 3, 15, 14 }, { 6, 3, 3, 3 }, { stride = 2 } },
   { "one 3-D image", { 4, 9, 9 }, { 5, 4, 3, 3 } },
   { "wide rows", { 2, 2, 5, 70 }, { 6, 2, 2, 3 } },
+  { "rows of 14 (masked tails)", { 6, 5, 16, 16 }, { 12, 5, 3, 3 } },
+  { "20 filters (OpenBLAS path)", { 3, 4, 9, 9 }, { 20, 4, 3, 3 } },
 }
 for _, c in ipairs(cases) do
   for _, need_x in ipairs({ true, false }) do
