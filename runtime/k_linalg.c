@@ -158,7 +158,8 @@ static int gemm(mg_rt *rt, const char *op, mg_dtype dt, mat a, mat b, void *c, d
     int64_t nblk = ((j.rows ? M : N) + SPLIT - 1) / SPLIT;  /* pieces of SPLIT rows or columns */
     int64_t per = SPLIT * (j.rows ? N : M) * K;             /* multiply-adds in one piece */
     int64_t min_each = (PAR_MACS + per - 1) / per;
-    mg_parallel_for(rt, nblk, min_each, gemm_piece, &j);
+    int nt = mg_par_threads(rt, nblk, min_each);  /* one piece per thread: each gemm call packs A again */
+    mg_parallel_for(rt, nblk, nblk / nt, gemm_piece, &j);
   }
   free(pa);
   free(pb);

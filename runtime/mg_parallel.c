@@ -22,24 +22,42 @@
 #define MAXT 64
 #define SPIN_NS 2000000  /* 2 ms */
 
+#define GRAINS 4  /* pieces per thread, at most (callers set the smallest piece) */
+
+/* A region's work is cut into grains (GRAINS per thread, contiguous ranges of the
+** items) that threads take from a shared counter: a worker that is late, asleep or
+** preempted by another process leaves its grains to the others instead of making
+** them wait. Which thread runs a grain changes no result: every kernel writes each
+** grain's outputs (or per-chunk partials) the same way. */
 typedef struct {
   pthread_mutex_t busy;       /* held by the runtime running a region */
   pthread_mutex_t mu;         /* guards sleeping, with go */
   pthread_cond_t go;
   int nworkers;               /* threads started (never stopped) */
-  _Atomic uint64_t gen;       /* region count << 8 | its thread count; set after n, fn, ctx */
-  _Atomic int pending;        /* worker pieces not yet finished */
+  _Atomic uint64_t gen;       /* region count << 8 | its thread count; set after the rest */
+  _Atomic uint64_t next;      /* region (32 bits) << 32 | grains << 16 | next grain to take */
+  _Atomic int64_t done;       /* grains of this region finished */
   int64_t n;
   mg_par_fn fn;
   void *ctx;
 } pool;
 
-static pool P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0,
+static pool P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0,
                  NULL, NULL};
 
-static void piece(int64_t n, int nt, int tid, int64_t *lo, int64_t *hi) {
-  *lo = n * tid / nt;
-  *hi = n * (tid + 1) / nt;
+/* take and run grains of region r until none is left. A grain taken keeps region r
+** open (the caller waits for every grain), so n, fn and ctx stay those of r. */
+static void run_grains(uint32_t r, int tid) {
+  for (;;) {
+    uint64_t c = atomic_load_explicit(&P.next, memory_order_acquire);
+    uint64_t k = c & 0xffff, g = (c >> 16) & 0xffff;
+    if ((uint32_t)(c >> 32) != r || k >= g) return;
+    if (!atomic_compare_exchange_weak_explicit(&P.next, &c, c + 1, memory_order_acq_rel, memory_order_relaxed))
+      continue;
+    int64_t lo = P.n * (int64_t)k / (int64_t)g, hi = P.n * (int64_t)(k + 1) / (int64_t)g;
+    if (hi > lo) P.fn(P.ctx, lo, hi, tid);
+    atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+  }
 }
 
 static void relax(void) {
@@ -78,12 +96,8 @@ static void *worker(void *arg) {
   uint64_t seen = 0;
   for (;;) {
     seen = wait_gen(seen);
-    int nt = (int)(seen & 0xff);  /* from the same word: a later region cannot be mistaken for this one */
-    if (tid >= nt) continue;
-    int64_t lo, hi;
-    piece(P.n, nt, tid, &lo, &hi);
-    if (hi > lo) P.fn(P.ctx, lo, hi, tid);
-    atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
+    int nt = (int)(seen & 0xff);  /* scratch buffers exist for tids below the region's count */
+    if (tid < nt) run_grains((uint32_t)(seen >> 8), tid);
   }
   return NULL;
 }
@@ -111,7 +125,8 @@ int mg_par_threads(mg_rt *rt, int64_t n, int64_t min_each) {
 /* a child process has none of the parent's workers: it starts its own */
 static void forget_workers(void) {
   P.nworkers = 0;
-  atomic_store(&P.pending, 0);
+  atomic_store(&P.next, 0);
+  atomic_store(&P.done, 0);
   pthread_mutex_init(&P.busy, NULL);
   pthread_mutex_init(&P.mu, NULL);
   pthread_cond_init(&P.go, NULL);
@@ -148,19 +163,21 @@ void mg_parallel_for(mg_rt *rt, int64_t n, int64_t min_each, mg_par_fn fn, void 
     fn(ctx, 0, n, 0);
     return;
   }
+  if (min_each < 1) min_each = 1;
+  int64_t grains = n / min_each < (int64_t)GRAINS * nt ? n / min_each : (int64_t)GRAINS * nt;  /* >= nt */
   P.fn = fn;
   P.ctx = ctx;
   P.n = n;
-  atomic_store_explicit(&P.pending, nt - 1, memory_order_relaxed);
-  uint64_t g = atomic_load_explicit(&P.gen, memory_order_relaxed);
-  atomic_store_explicit(&P.gen, ((g >> 8) + 1) << 8 | (uint64_t)nt, memory_order_release);
+  atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+  uint64_t g = (atomic_load_explicit(&P.gen, memory_order_relaxed) >> 8) + 1;
+  uint32_t r = (uint32_t)g;
+  atomic_store_explicit(&P.next, (uint64_t)r << 32 | (uint64_t)grains << 16, memory_order_release);
+  atomic_store_explicit(&P.gen, g << 8 | (uint64_t)nt, memory_order_release);
   pthread_mutex_lock(&P.mu);  /* wake the workers that went to sleep */
   pthread_cond_broadcast(&P.go);
   pthread_mutex_unlock(&P.mu);
-  int64_t lo, hi;
-  piece(n, nt, 0, &lo, &hi);
-  if (hi > lo) fn(ctx, lo, hi, 0);
-  for (unsigned i = 1; atomic_load_explicit(&P.pending, memory_order_acquire) > 0; i++) {
+  run_grains(r, 0);
+  for (unsigned i = 1; atomic_load_explicit(&P.done, memory_order_acquire) < grains; i++) {
     relax();
     if (i % 256 == 0) sched_yield();
   }
