@@ -22,8 +22,8 @@
 ** Status. Every function that can fail returns an mg_status. On failure the
 ** runtime keeps a message — for a script error the Lua message and traceback —
 ** readable with mg_last_error(R) until the next call on that runtime. A script
-** error, a memory-limit hit or an exhausted instruction budget leave the
-** runtime usable for the next call.
+** error, a memory-limit hit, an exhausted instruction budget or an interrupt
+** leave the runtime usable for the next call.
 **
 ** Pointer ownership, once for all: strings and arrays passed in are borrowed for
 ** the duration of the call (copied if kept), except host buffers given to
@@ -63,7 +63,8 @@ typedef enum {
   MG_ERR_MEMORY,  /* the memory limit (or the system) refused an allocation */
   MG_ERR_BUDGET,  /* the call exhausted its instruction budget */
   MG_ERR_FILE,    /* a file could not be read */
-  MG_ERR_ARG      /* the host passed something invalid (NULL, unknown global, wrong type) */
+  MG_ERR_ARG,     /* the host passed something invalid (NULL, unknown global, wrong type) */
+  MG_ERR_INTERRUPTED  /* mg_interrupt stopped the script (it did not catch the error) */
 } mg_status;
 
 typedef enum { MG_FLOAT32 = 0, MG_FLOAT64 = 1 } mg_type;
@@ -144,6 +145,15 @@ MG_API mg_status mg_set_global_string(mg_runtime *R, const char *name, const cha
 /* Set global `name` to a table t with t[first + i] = strs[i] for i in 0..n-1
 ** (the runner builds `arg` this way, with first = -(script index)). */
 MG_API mg_status mg_set_global_strings(mg_runtime *R, const char *name, int n, const char *const *strs, int first);
+
+/* Interrupt the script running on R, as Ctrl-C does in lua.c: it gets the Lua
+** error "interrupted" at its next Lua instruction (after the C kernel under way,
+** if any; code in a coroutine sees it once control is back in the main one).
+** The script may catch it (pcall) and carry on; uncaught, the call returns
+** MG_ERR_INTERRUPTED. Safe from a signal handler or from another thread while
+** R is open. Returns false, and does nothing, when no mg_run_* or mg_call is
+** under way on R: an interrupt is never kept for a later call. */
+MG_API bool mg_interrupt(mg_runtime *R);
 
 /* ---- tensors ------------------------------------------------------------------ */
 

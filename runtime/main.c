@@ -1,8 +1,12 @@
 /*
 ** main.c — the `moongrad` runner: a thin program over the embedding API
 ** (moongrad.h). Runs a script, -e strings, or a REPL; require("moongrad") works
-** in all of them.
+** in all of them. Ctrl-C interrupts the running script (mg_interrupt): it gets
+** the error "interrupted", and uncaught, the runner exits with status 130; a
+** second Ctrl-C kills at once.
 */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +44,33 @@ static const char REPL[] =
 
 static int failed(mg_runtime *R, mg_status st) {
   if (st == MG_OK) return 0;
+  if (st == MG_ERR_INTERRUPTED) { fputs("moongrad: interrupted\n", stderr); return 128 + SIGINT; }
   fprintf(stderr, "moongrad: %s\n", mg_last_error(R));
   return 1;
+}
+
+static mg_runtime *volatile interruptee;  /* the runtime SIGINT interrupts */
+
+/* SIGINT (installed with SA_RESETHAND, so a second one kills): interrupt the
+** script, or die now as by default when none runs */
+static void on_sigint(int sig) {
+  if (!mg_interrupt(interruptee)) raise(sig);
+}
+
+/* run a script call with Ctrl-C handled; its status */
+#define GUARDED(R, call) (catch_sigint(R), guard_end(call))
+static void catch_sigint(mg_runtime *R) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  interruptee = R;
+  sigaction(SIGINT, &sa, NULL);
+}
+static mg_status guard_end(mg_status st) {
+  signal(SIGINT, SIG_DFL);
+  return st;
 }
 
 int main(int argc, char **argv) {
@@ -85,11 +114,11 @@ int main(int argc, char **argv) {
   /* arg as lua.c builds it: arg[0] = script, arg[1..] its arguments, options below 0 */
   status = failed(R, mg_set_global_strings(R, "arg", argc, (const char *const *)argv, -(script ? script : argc)));
   for (int i = 0; i < nexec && !status; i++)
-    status = failed(R, mg_run_buffer(R, execs[i], strlen(execs[i]), "=(command line)"));
+    status = failed(R, GUARDED(R, mg_run_buffer(R, execs[i], strlen(execs[i]), "=(command line)")));
   if (!status && script)
-    status = failed(R, mg_run_file(R, argv[script], argc - script - 1, (const char *const *)argv + script + 1));
+    status = failed(R, GUARDED(R, mg_run_file(R, argv[script], argc - script - 1, (const char *const *)argv + script + 1)));
   else if (!status && !nexec)
-    status = failed(R, mg_run_string(R, REPL));
+    status = failed(R, GUARDED(R, mg_run_string(R, REPL)));
   mg_close(R);
   return status;
 }

@@ -13,6 +13,7 @@
 ** error can escape to the host; the message handler adds a traceback.
 */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,10 @@ struct mg_runtime {
   /* instruction budget */
   uint64_t budget, used;
   bool budget_hit;
+  /* interrupts: `running` and `interrupt` are shared with mg_interrupt (any thread) */
+  atomic_bool running;    /* a script call (mg_run_*, mg_call) is under way */
+  atomic_bool interrupt;  /* mg_interrupt asked; the hook raises at the next instruction */
+  bool interrupted;       /* the hook raised "interrupted" during this call */
   mg_status forced;       /* status for a host-argument error raised inside a call */
   mg_value *values;
   char *msg;              /* last error message (malloc'd), "" if none */
@@ -180,27 +185,68 @@ static void on_pressure(mg_rt *rt, void *ud) {
   rt->since_gc = 0;
 }
 
-/* ---- instruction budget -------------------------------------------------------- */
+/* ---- instruction budget and interrupts ------------------------------------------
+** One count hook serves both. A budgeted call arms it every min(left, BUDGET_STEP)
+** instructions; mg_interrupt sets R->interrupt and re-arms it for the very next
+** instruction (lua_sethook may be called asynchronously, as lua.c does from its
+** SIGINT handler). The hook counts the instructions that actually elapsed, raises
+** "interrupted" once, then restores the budget's arming. Count events only: no
+** call or return hooks, so an interrupt is never raised between a C function's
+** work and the instruction after it (fashion_mnist.lua relies on this). */
+
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "mg_interrupt needs lock-free atomics (signal handlers)");
 
 static mg_runtime *runtime_of(lua_State *L) { return *(mg_runtime **)lua_getextraspace(L); }
+
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+/* the hook for the rest of the call: budget steps (every instruction once exhausted), or none */
+static void rearm(mg_runtime *R) {
+  if (!R->budget) { lua_sethook(R->L, NULL, 0, 0); return; }
+  uint64_t left = R->used < R->budget ? R->budget - R->used : 1;
+  lua_sethook(R->L, count_hook, LUA_MASKCOUNT, (int)(left < BUDGET_STEP ? left : BUDGET_STEP));
+}
 
 static void count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   mg_runtime *R = runtime_of(L);
-  if (!R->budget) return;
-  R->used += R->budget < BUDGET_STEP ? R->budget : BUDGET_STEP;
-  if (R->used >= R->budget) {
+  if (!atomic_load(&R->running)) { lua_sethook(L, NULL, 0, 0); return; }  /* a late mg_interrupt */
+  if (R->budget) R->used += (uint64_t)lua_gethookcount(L);
+  if (atomic_exchange(&R->interrupt, false)) {
+    R->interrupted = true;
+    rearm(R);
+    lua_pushliteral(L, "interrupted");
+    lua_error(L);
+  }
+  if (R->budget && R->used >= R->budget) {
     R->budget_hit = true;
-    /* from now on every instruction raises, so no pcall loop can outlast it */
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    rearm(R);  /* from now on every instruction raises, so no pcall loop can outlast it */
     luaL_error(L, "instruction budget exhausted (%I instructions per call)", (lua_Integer)R->budget);
   }
+  rearm(R);  /* back to budget steps after an interrupt's single step */
 }
 
-static void arm_budget(mg_runtime *R) {
+/* a script call starts: budget counted from 0, interrupts accepted */
+static void arm(mg_runtime *R) {
   R->used = 0;
-  R->budget_hit = false;
-  if (R->budget) lua_sethook(R->L, count_hook, LUA_MASKCOUNT, (int)(R->budget < BUDGET_STEP ? R->budget : BUDGET_STEP));
+  R->budget_hit = R->interrupted = false;
+  atomic_store(&R->interrupt, false);
+  atomic_store(&R->running, true);
+  rearm(R);
+}
+
+/* a script call ends: an interrupt arriving from now on is dropped */
+static void disarm(mg_runtime *R) {
+  atomic_store(&R->running, false);
+  lua_sethook(R->L, NULL, 0, 0);
+  atomic_store(&R->interrupt, false);
+}
+
+bool mg_interrupt(mg_runtime *R) {
+  if (!R || !atomic_load(&R->running)) return false;
+  atomic_store(&R->interrupt, true);
+  lua_sethook(R->L, count_hook, LUA_MASKCOUNT, 1);
+  return true;
 }
 
 /* ---- protected calls --------------------------------------------------------- */
@@ -225,7 +271,8 @@ static int trampoline(lua_State *L) {
   return a->fn(L, a->ud);
 }
 
-/* run fn(L, ud) in protected mode, with the budget armed when `budgeted`;
+/* run fn(L, ud) in protected mode; a `budgeted` call (one that runs a script) has
+** the budget and interrupts armed;
 ** classify any error and leave the runtime ready for the next call */
 static mg_status protect(mg_runtime *R, bool budgeted, int (*fn)(lua_State *, void *), void *ud) {
   lua_State *L = R->L;
@@ -237,7 +284,7 @@ static mg_status protect(mg_runtime *R, bool budgeted, int (*fn)(lua_State *, vo
   int depth = R->rt->backward_depth;
   int top = lua_gettop(L);
   pcall_args a = {R, fn, ud};
-  if (budgeted) arm_budget(R);
+  if (budgeted) arm(R);
   /* the protected function and its argument: pushing them may itself fail */
   int st;
   if (!lua_checkstack(L, 4)) st = LUA_ERRMEM;
@@ -247,7 +294,7 @@ static mg_status protect(mg_runtime *R, bool budgeted, int (*fn)(lua_State *, vo
     lua_pushlightuserdata(L, &a);
     st = lua_pcall(L, 1, 0, top + 1);
   }
-  if (budgeted) lua_sethook(L, NULL, 0, 0);
+  if (budgeted) disarm(R);
   mg_status s = MG_OK;
   if (st != LUA_OK) {
     R->relax = true;
@@ -255,6 +302,7 @@ static mg_status protect(mg_runtime *R, bool budgeted, int (*fn)(lua_State *, vo
     if (!m) m = st == LUA_ERRMEM ? "not enough memory" : "error";
     if (R->forced != MG_OK) s = R->forced;
     else if (R->budget_hit) s = MG_ERR_BUDGET;
+    else if (R->interrupted && strstr(m, "interrupted")) s = MG_ERR_INTERRUPTED;
     else if (st == LUA_ERRMEM || (R->lua_oom && strstr(m, "not enough memory")) ||
              (R->tensor_oom && strstr(m, "out of memory")))
       s = MG_ERR_MEMORY;
