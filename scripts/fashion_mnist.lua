@@ -7,6 +7,11 @@
 -- checkpoint holds the model and optimizer state, the epoch and the settings that shape the
 -- run, so `--resume DIR/epoch-2.safetensors --epochs 3` ends with exactly the weights of an
 -- uninterrupted 3-epoch run.
+--
+-- Ctrl-C (the runner turns it into the error "interrupted", see mg_interrupt) writes
+-- DIR/interrupted.safetensors: the same checkpoint plus the number of batches of the epoch
+-- already trained (and their loss sum); resuming from it skips those batches of the same
+-- shuffle, so the final weights are again those of an uninterrupted run.
 local mg = require("moongrad")
 
 local NAME = "fashion_mnist"
@@ -29,13 +34,19 @@ usage: moongrad scripts/fashion_mnist.lua [options]
   --seed N              random seed (default 42)
   --out DIR             metrics.csv, metrics.svg and checkpoints go here
                         (default runs/fashion_mnist)
-  --resume FILE         continue from a checkpoint written by this script
+  --resume FILE         continue from a checkpoint written by this script; Ctrl-C
+                        writes DIR/interrupted.safetensors, which continues the
+                        interrupted epoch from its next batch (exact, as from an
+                        epoch checkpoint)
   --data DIR            directory of the Fashion-MNIST IDX files (default: $MOONGRAD_DATA,
                         then /usr/share/datasets/fashion-mnist)
   --limit N             train on the first N training samples only (quick tests)
   --test-limit N        evaluate on the first N test samples only (quick tests)
   --help                this text
 ]]
+
+-- Ctrl-C reaches the script as this error (the runner calls mg_interrupt)
+local function interrupted(e) return e == "interrupted" end
 
 local function usage_error(msg)
   io.stderr:write(NAME, ": ", msg, "\n(run with --help for the list of options)\n")
@@ -112,9 +123,12 @@ local given = parse_args(arg or {})
 local resume_ckpt
 if given.resume then
   local ok, c = pcall(mg.load, given.resume)
+  if not ok and interrupted(c) then error(c, 0) end
   if not ok then usage_error(("--resume: %s"):format(tostring(c))) end
   if type(c) ~= "table" or c.format ~= "moongrad-fashion-mnist-1" or type(c.model) ~= "table"
-     or type(c.optim) ~= "table" or math.type(c.epoch) ~= "integer" then
+     or type(c.optim) ~= "table" or math.type(c.epoch) ~= "integer"
+     or (c.batches ~= nil and (math.type(c.batches) ~= "integer" or c.batches < 0 or type(c.loss_sum) ~= "number"
+                               or math.type(c.seen) ~= "integer" or type(c.time) ~= "number")) then
     usage_error(("--resume: %s is not a checkpoint written by scripts/fashion_mnist.lua"):format(given.resume))
   end
   resume_ckpt = c
@@ -177,6 +191,7 @@ if cfg.threads then mg.set_num_threads(cfg.threads) end
 
 local t_start = mg.clock()
 local ok, xtrain, ytrain = pcall(mg.data.fashion_mnist, "train", cfg.data)
+if not ok and interrupted(xtrain) then error(xtrain, 0) end
 if not ok then io.stderr:write(NAME, ": ", tostring(xtrain), "\n"); os.exit(1, true) end
 local xtest, ytest = mg.data.fashion_mnist("test", cfg.data)
 if cfg.limit and cfg.limit < xtrain:size(1) then
@@ -218,12 +233,21 @@ local hyper = { lr = cfg.lr }
 if cfg.optim == "sgd" then hyper.momentum = 0.9 end
 local opt = mg.optim(cfg.optim, model:parameters(), hyper)
 
-local first_epoch = 1
+-- Where training stands: `batches` batches of epoch `epoch` applied, with their summed loss,
+-- their sample count and the training time they took. It only changes by assigning a whole
+-- new table, so whenever an interrupt strikes it matches the model and optimizer state.
+local pos = { epoch = 1, batches = 0, loss_sum = 0, seen = 0, time = 0 }
 if resume_ckpt then
   model:load_state_dict(resume_ckpt.model)
   opt:load_state_dict(resume_ckpt.optim)
-  first_epoch = resume_ckpt.epoch + 1
+  local c = resume_ckpt
+  if c.batches then  -- interrupted inside epoch c.epoch
+    pos = { epoch = c.epoch, batches = c.batches, loss_sum = c.loss_sum, seen = c.seen, time = c.time }
+  else
+    pos.epoch = c.epoch + 1
+  end
 end
+local first_epoch = pos.epoch
 
 -- ---- output directory, metrics --------------------------------------------------------------
 
@@ -272,13 +296,17 @@ print(("%s: %s (%d parameters), %s lr=%g%s%s, batch %d, epochs %d..%d, seed %d, 
   cfg["batch-size"], first_epoch, cfg.epochs, cfg.seed, mg.get_num_threads(),
   mg.get_num_threads() == 1 and "" or "s"))
 print(("data: %d training, %d test images%s"):format(ntrain, ntest,
-  resume_ckpt and (", resuming from " .. given.resume .. " (epoch " .. resume_ckpt.epoch .. ")") or ""))
+  resume_ckpt and (", resuming from " .. given.resume .. " (epoch " .. resume_ckpt.epoch
+                   .. (resume_ckpt.batches and (", " .. resume_ckpt.batches .. " batches done") or "") .. ")") or ""))
 if first_epoch > cfg.epochs then
   print(("nothing to do: the checkpoint is at epoch %d and --epochs is %d"):format(first_epoch - 1, cfg.epochs))
   return
 end
 
 local loader = mg.data.DataLoader({ xtrain, ytrain }, { batch_size = cfg["batch-size"], shuffle = true })
+if pos.batches > #loader then
+  usage_error(("--resume: the checkpoint has %d batches done of an epoch of %d"):format(pos.batches, #loader))
+end
 
 -- mean loss and accuracy (%) over a data set, without recording a graph
 local function evaluate(x, y)
@@ -298,45 +326,108 @@ local function evaluate(x, y)
   return loss_sum / n, 100 * correct / n
 end
 
-local function checkpoint(epoch)
+-- Save the run after `epoch` epochs to DIR/epoch-N.safetensors and DIR/last.safetensors,
+-- or, given `part` (a pos inside epoch `epoch`), to DIR/interrupted.safetensors. Returns the path.
+local function checkpoint(epoch, part)
   local settings = { lr = cfg.lr }
   for _, k in ipairs(SHAPING) do settings[k] = cfg[k] end
   settings.limit = cfg.limit or 0
   local c = { format = "moongrad-fashion-mnist-1", epoch = epoch, settings = settings,
               model = model:state_dict(), optim = opt:state_dict() }
+  if part then
+    c.batches, c.loss_sum, c.seen, c.time = part.batches, part.loss_sum, part.seen, part.time
+    local path = cfg.out .. "/interrupted.safetensors"
+    mg.save(path, c)
+    return path
+  end
   local path = ("%s/epoch-%d.safetensors"):format(cfg.out, epoch)
   mg.save(path, c)
   mg.save(cfg.out .. "/last.safetensors", c)
   return path
 end
 
+-- tests only: MOONGRAD_TEST_SIGINT=N sends the runner SIGINT (as Ctrl-C does) after the
+-- backward pass of the N-th batch this process trains, before its step; "N+" after the step
+local sigint_n, sigint_after = (os.getenv("MOONGRAD_TEST_SIGINT") or ""):match("^(%d+)(%+?)$")
+sigint_n, sigint_after = tonumber(sigint_n), sigint_after == "+"
+local trained = 0
+local function test_sigint(after)
+  if trained == sigint_n and after == sigint_after then io.popen("kill -INT $PPID"):close() end
+end
+
+-- One optimisation step on batch k of epoch e (t0: the epoch's start on mg.clock). pos moves
+-- on first, and the step is the tail call: moongrad raises an interrupt only at a Lua
+-- instruction, and none of this function runs after the step, so an interrupt raised in here
+-- means the step did not happen (the caller then puts pos back).
+local function train_batch(e, k, xb, yb, t0)
+  opt:zero_grad()
+  local loss = crit(model(as_input(xb)), yb)
+  loss:backward()
+  trained = trained + 1
+  test_sigint(false)
+  local b = xb:size(1)
+  pos = { epoch = e, batches = k, loss_sum = pos.loss_sum + loss:item() * b, seen = pos.seen + b,
+          time = mg.clock() - t0 }
+  return opt:step()
+end
+
+-- xpcall handler: an interrupt passes as it is, any other error gets its traceback (once)
+local function trace(e)
+  if interrupted(e) or (type(e) == "string" and e:find("\nstack traceback:", 1, true)) then return e end
+  return debug.traceback(tostring(e), 2)
+end
+
 local train_time = 0
-for epoch = first_epoch, cfg.epochs do
+-- train epoch `epoch` from batch pos.batches + 1 (the same shuffle whatever the start:
+-- it depends on (seed, epoch) only), evaluate, log, checkpoint
+local function run_epoch(epoch)
   mg.manual_seed(cfg.seed + epoch)           -- the shuffle depends on (seed, epoch) only
   opt.lr = cfg.lr * cfg["lr-decay"] ^ (epoch - 1)
   model:train()
-  local t0 = mg.clock()
-  local bar = mg.util.progress(#loader, { label = ("epoch %d/%d"):format(epoch, cfg.epochs) })
-  local loss_sum, seen = 0, 0
+  local skip, t0 = pos.batches, mg.clock() - pos.time
+  local bar <close> = mg.util.progress(#loader, { label = ("epoch %d/%d"):format(epoch, cfg.epochs) })
+  if skip > 0 then bar:advance(skip, { loss = pos.loss_sum / pos.seen }) end
+  local k = 0
   for xb, yb in loader:iter() do
-    opt:zero_grad()
-    local loss = crit(model(as_input(xb)), yb)
-    loss:backward()
-    opt:step()
-    local b = xb:size(1)
-    loss_sum, seen = loss_sum + loss:item() * b, seen + b
-    bar:advance(1, { loss = loss_sum / seen })
+    k = k + 1
+    if k > skip then
+      local before = pos
+      local ok, err = xpcall(train_batch, trace, epoch, k, xb, yb, t0)
+      if not ok then pos = before; error(err, 0) end
+      test_sigint(true)
+      bar:advance(1, { loss = pos.loss_sum / pos.seen })
+    end
   end
   bar:done()
   local dt = mg.clock() - t0
   train_time = train_time + dt
-  local train_loss = loss_sum / seen
+  local train_loss = pos.loss_sum / pos.seen
   local test_loss, acc = evaluate(xtest, ytest)
   print(("epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.1f s, %.0f img/s)"):format(
-    epoch, cfg.epochs, train_loss, test_loss, acc, dt, seen / dt))
+    epoch, cfg.epochs, train_loss, test_loss, acc, dt, pos.seen / dt))
   logger:log { epoch = epoch, train_loss = train_loss, test_loss = test_loss, test_acc = acc, time = dt }
   mg.util.plot(csv_path, svg_path, { x = "epoch", y = { "train_loss", "test_loss", "test_acc" } })
   checkpoint(epoch)
+  pos = { epoch = epoch + 1, batches = 0, loss_sum = 0, seen = 0, time = 0 }
+end
+
+-- a shell word for the resume hint
+local function word(s) return s:match("^[%w%./_%-+=:,@]+$") and s or shell_quote(s) end
+
+local ok, err = xpcall(function()
+  for epoch = first_epoch, cfg.epochs do run_epoch(epoch) end
+end, trace)
+if not ok then
+  if not interrupted(err) then error(err, 0) end
+  local path = checkpoint(pos.epoch, pos)
+  logger:close()
+  local again = { "--resume", word(path), "--epochs", cfg.epochs, "--out", word(cfg.out) }
+  for _, k in ipairs({ "data", "test-limit", "threads" }) do
+    if given[k] then again[#again + 1] = "--" .. k; again[#again + 1] = word(tostring(given[k])) end
+  end
+  print(("interrupted in epoch %d after %d of %d batches; to continue: moongrad %s %s"):format(
+    pos.epoch, pos.batches, #loader, word(arg and arg[0] or "scripts/fashion_mnist.lua"), table.concat(again, " ")))
+  os.exit(130, true)
 end
 logger:close()
 print(("done: %.1f s training, %.1f s total; metrics in %s and %s, checkpoint %s/last.safetensors"):format(
