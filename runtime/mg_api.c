@@ -200,11 +200,12 @@ static mg_runtime *runtime_of(lua_State *L) { return *(mg_runtime **)lua_getextr
 
 static void count_hook(lua_State *L, lua_Debug *ar);
 
-/* the hook for the rest of the call: budget steps (every instruction once exhausted), or none */
-static void rearm(mg_runtime *R) {
-  if (!R->budget) { lua_sethook(R->L, NULL, 0, 0); return; }
+/* L's hook for the rest of the call (L: the main thread or the coroutine running):
+** budget steps (every instruction once exhausted), or none */
+static void rearm(mg_runtime *R, lua_State *L) {
+  if (!R->budget) { lua_sethook(L, NULL, 0, 0); return; }
   uint64_t left = R->used < R->budget ? R->budget - R->used : 1;
-  lua_sethook(R->L, count_hook, LUA_MASKCOUNT, (int)(left < BUDGET_STEP ? left : BUDGET_STEP));
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, (int)(left < BUDGET_STEP ? left : BUDGET_STEP));
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar) {
@@ -214,16 +215,16 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
   if (R->budget) R->used += (uint64_t)lua_gethookcount(L);
   if (atomic_exchange(&R->interrupt, false)) {
     R->interrupted = true;
-    rearm(R);
+    rearm(R, L);
     lua_pushliteral(L, "interrupted");
     lua_error(L);
   }
   if (R->budget && R->used >= R->budget) {
     R->budget_hit = true;
-    rearm(R);  /* from now on every instruction raises, so no pcall loop can outlast it */
+    rearm(R, L);  /* from now on every instruction raises, so no pcall loop can outlast it */
     luaL_error(L, "instruction budget exhausted (%I instructions per call)", (lua_Integer)R->budget);
   }
-  rearm(R);  /* back to budget steps after an interrupt's single step */
+  rearm(R, L);  /* back to budget steps after an interrupt's single step */
 }
 
 /* a script call starts: budget counted from 0, interrupts accepted */
@@ -232,7 +233,7 @@ static void arm(mg_runtime *R) {
   R->budget_hit = R->interrupted = false;
   atomic_store(&R->interrupt, false);
   atomic_store(&R->running, true);
-  rearm(R);
+  rearm(R, R->L);
 }
 
 /* a script call ends: an interrupt arriving from now on is dropped */

@@ -88,6 +88,8 @@ static void api(void) {
   ok(run_interrupted(R, "pcall(function() ready:fill_(1); while true do end end); while true do end", true) == MG_ERR_BUDGET,
      "a caught interrupt, then an endless loop: MG_ERR_BUDGET");
   like(mg_last_error(R), "instruction budget exhausted", "budget message");
+  ok(mg_run_string(R, "local co = coroutine.wrap(function() while true do pcall(function() while true do end end) end end)\n"
+                      "co()") == MG_ERR_BUDGET, "a pcall loop in a coroutine still cannot outlast the budget");
   ok(mg_run_string(R, "z = 3") == MG_OK && num(R, "z") == 3, "usable after both");
   mg_tensor_detach(flag);
   mg_value_free(flag);
