@@ -4,6 +4,7 @@
 ** runs is dropped. The runner: SIGINT exits with status 130, a second one kills. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,14 +19,15 @@
 ** the interrupt is to land, when that matters */
 static volatile float ready[1];
 static bool wait_ready;
+static atomic_bool call_over;  /* the script ended anyway: give up */
 
 /* the interrupter: once the script is ready (if waited for), calls mg_interrupt
 ** until it lands (a script is running) */
 static void *interrupter(void *ud) {
   mg_runtime *R = ud;
   struct timespec ms = {0, 1000000};
-  while (wait_ready && ready[0] != 1) nanosleep(&ms, NULL);
-  while (!mg_interrupt(R)) nanosleep(&ms, NULL);
+  while (wait_ready && ready[0] != 1 && !atomic_load(&call_over)) nanosleep(&ms, NULL);
+  while (!atomic_load(&call_over) && !mg_interrupt(R)) nanosleep(&ms, NULL);
   return NULL;
 }
 
@@ -34,8 +36,10 @@ static mg_status run_interrupted(mg_runtime *R, const char *code, bool when_read
   pthread_t th;
   ready[0] = 0;
   wait_ready = when_ready;
+  atomic_store(&call_over, false);
   if (pthread_create(&th, NULL, interrupter, R)) return MG_ERR_ARG;
   mg_status st = mg_run_string(R, code);
+  atomic_store(&call_over, true);
   pthread_join(th, NULL);
   return st;
 }
@@ -75,8 +79,11 @@ static void api(void) {
   ok(mg_run_string(R, "function spin() while true do end end") == MG_OK, "define spin");
   pthread_t th;
   mg_value *v = (mg_value *)1;
+  wait_ready = false;
+  atomic_store(&call_over, false);
   pthread_create(&th, NULL, interrupter, R);
   ok(mg_call(R, "spin", 0, NULL, 1, &v) == MG_ERR_INTERRUPTED && v == NULL, "mg_call: MG_ERR_INTERRUPTED");
+  atomic_store(&call_over, true);
   pthread_join(th, NULL);
 
   /* with an instruction budget: both work, each with its own status */
@@ -84,10 +91,12 @@ static void api(void) {
   ok(run_interrupted(R, "while true do end", false) == MG_ERR_INTERRUPTED, "interrupted under a budget");
   ok(mg_run_string(R, "local s = 0; for i = 1, 100000 do s = s + i end; y = s") == MG_OK && num(R, "y") == 5000050000.0,
      "the budget's hook is back: a long loop still runs");
-  ok(mg_set_budget(R, 1000000) == MG_OK, "a budget of 1e6 instructions");
-  ok(run_interrupted(R, "pcall(function() ready:fill_(1); while true do end end); while true do end", true) == MG_ERR_BUDGET,
+  /* enough for the interrupter to land first (under valgrind too), little enough to end soon after */
+  ok(mg_set_budget(R, 20000000) == MG_OK, "a budget of 2e7 instructions");
+  ok(run_interrupted(R, "ok, err = pcall(function() ready:fill_(1); while true do end end); while true do end", true) == MG_ERR_BUDGET,
      "a caught interrupt, then an endless loop: MG_ERR_BUDGET");
   like(mg_last_error(R), "instruction budget exhausted", "budget message");
+  ok(mg_run_string(R, "assert(err == 'interrupted')") == MG_OK, "the pcall had caught the interrupt");
   ok(mg_run_string(R, "local co = coroutine.wrap(function() while true do pcall(function() while true do end end) end end)\n"
                       "co()") == MG_ERR_BUDGET, "a pcall loop in a coroutine still cannot outlast the budget");
   ok(mg_run_string(R, "z = 3") == MG_OK && num(R, "z") == 3, "usable after both");
