@@ -55,22 +55,25 @@ local function linear_out(out)  -- bench/linear.lua's table, and bench/linear.py
 end
 
 local M = q(runner)
-local P = python and q(python) or nil
+-- PyTorch's OpenBLAS ignores torch.set_num_threads (its own pool stays at the core count), so
+-- each twin also gets OPENBLAS_NUM_THREADS for its workload's thread count
+local P1 = python and "env OPENBLAS_NUM_THREADS=1 " .. q(python) or nil
+local P2 = python and "env OPENBLAS_NUM_THREADS=2 " .. q(python) or nil
 local jobs = {
-  { id = "tiny", mg = M .. " bench/tiny_op.lua 200000", py = P and P .. " bench/tiny_op.py 200000", parse = kv },
-  { id = "linreg", mg = M .. " bench/linreg_step.lua 3000", py = P and P .. " bench/linreg_step.py 3000", parse = kv },
-  { id = "mlp1", mg = M .. " bench/fmnist.lua mlp 1", py = P and P .. " bench/fmnist.py --model mlp --threads 1", parse = kv },
-  { id = "mlp2", mg = M .. " bench/fmnist.lua mlp 2", py = P and P .. " bench/fmnist.py --model mlp --threads 2", parse = kv,
+  { id = "tiny", mg = M .. " bench/tiny_op.lua 200000", py = P1 and P1 .. " bench/tiny_op.py 200000", parse = kv },
+  { id = "linreg", mg = M .. " bench/linreg_step.lua 3000", py = P1 and P1 .. " bench/linreg_step.py 3000", parse = kv },
+  { id = "mlp1", mg = M .. " bench/fmnist.lua mlp 1", py = P1 and P1 .. " bench/fmnist.py --model mlp --threads 1", parse = kv },
+  { id = "mlp2", mg = M .. " bench/fmnist.lua mlp 2", py = P2 and P2 .. " bench/fmnist.py --model mlp --threads 2", parse = kv,
     py_reps = 1 },
-  { id = "cnn1", mg = M .. " bench/fmnist.lua cnn 1", py = P and P .. " bench/fmnist.py --model cnn --threads 1", parse = kv },
-  { id = "cnn2", mg = M .. " bench/fmnist.lua cnn 2", py = P and P .. " bench/fmnist.py --model cnn --threads 2", parse = kv,
+  { id = "cnn1", mg = M .. " bench/fmnist.lua cnn 1", py = P1 and P1 .. " bench/fmnist.py --model cnn --threads 1", parse = kv },
+  { id = "cnn2", mg = M .. " bench/fmnist.lua cnn 2", py = P2 and P2 .. " bench/fmnist.py --model cnn --threads 2", parse = kv,
     py_reps = 1 },
 }
 local have_linear = exists("bench/linear.lua")
 if have_linear then
-  jobs[#jobs + 1] = { id = "linear1", mg = M .. " -t 1 bench/linear.lua 3", py = P and P .. " bench/linear.py 3 1",
+  jobs[#jobs + 1] = { id = "linear1", mg = M .. " -t 1 bench/linear.lua 3", py = P1 and P1 .. " bench/linear.py 3 1",
                       parse = linear_out, reps = 1 }
-  jobs[#jobs + 1] = { id = "linear2", mg = M .. " -t 2 bench/linear.lua 3", py = P and P .. " bench/linear.py 3 2",
+  jobs[#jobs + 1] = { id = "linear2", mg = M .. " -t 2 bench/linear.lua 3", py = P2 and P2 .. " bench/linear.py 3 2",
                       parse = linear_out, reps = 1 }
 end
 
