@@ -9,7 +9,10 @@
 ** finished a region polls for the next one for SPIN_NS before it waits on the
 ** condition variable, and the caller polls for the workers' pieces. In a
 ** training loop regions come every few hundred microseconds, so the workers
-** stay awake through it and sleep once it ends.
+** mostly stay awake through it and sleep once it ends. The spin is short
+** because a spinning thread takes its core from whatever else wants it (on a
+** shared machine, sometimes our own caller); a worker that sleeps through a
+** region costs little, since the caller takes the grains it leaves.
 */
 #include <pthread.h>
 #include <sched.h>
@@ -20,7 +23,7 @@
 #include "mg_parallel.h"
 
 #define MAXT 64
-#define SPIN_NS 2000000  /* 2 ms */
+#define SPIN_NS 300000  /* 0.3 ms */
 
 #define GRAINS 4  /* pieces per thread, at most (callers set the smallest piece) */
 
