@@ -1,4 +1,5 @@
 /* l_sys.c — clock, threads, seeds, memory figures, terminal check. */
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 #include "l_core.h"
@@ -27,9 +28,20 @@ static int l_get_num_threads(lua_State *L) { lua_pushinteger(L, mgl_rt(L)->nthre
 
 static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)mgl_optinteger(L, 1, "isatty", "a file descriptor (integer)", 1))); return 1; }
 
+/* resident set size of the process in bytes (Linux), or -1 */
+static long long resident_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long long size, res;
+  int n = f ? fscanf(f, "%lld %lld", &size, &res) : 0;
+  if (f) fclose(f);
+  return n == 2 ? res * sysconf(_SC_PAGESIZE) : -1;
+}
+
 static int l_memory(lua_State *L) {
   mg_rt *rt = mgl_rt(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
+  long long rss = resident_bytes();
+  if (rss >= 0) { lua_pushinteger(L, (lua_Integer)rss); lua_setfield(L, -2, "rss"); }
   lua_pushinteger(L, (lua_Integer)rt->live_bytes); lua_setfield(L, -2, "live");
   lua_pushinteger(L, (lua_Integer)rt->peak_bytes); lua_setfield(L, -2, "peak");
   lua_pushinteger(L, (lua_Integer)rt->mem_limit); lua_setfield(L, -2, "limit");
