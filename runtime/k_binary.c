@@ -63,30 +63,28 @@ static void loop_f64(int op, bool cmp, int64_t n, void *out, const void *pa, int
   }
 }
 
-/* A flat loop of at least 2 * PAR_BLOCK elements is split over the runtime's threads in
-** blocks of PAR_BLOCK (elementwise, so no value depends on the split). */
-#define PAR_BLOCK 32768
-typedef struct { int op; bool cmp; mg_dtype dt; int64_t n, sa, sb; char *o; const char *a, *b; } fjob;
+/* A large flat loop is split over the runtime's threads (elementwise, so no value
+** depends on the split). */
+typedef struct { int op; bool cmp; mg_dtype dt; int64_t sa, sb; char *o; const char *a, *b; } fjob;
 
 static void flat_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
   const fjob *j = ctx;
   size_t es = mg_dtype_size(j->dt);
-  int64_t i0 = lo * PAR_BLOCK, i1 = hi * PAR_BLOCK < j->n ? hi * PAR_BLOCK : j->n;
   (void)tid;
-  (j->dt == MG_F32 ? loop_f32 : loop_f64)(j->op, j->cmp, i1 - i0, j->o + es * (size_t)i0, j->a + es * (size_t)(i0 * j->sa),
-                                          j->sa, j->b + es * (size_t)(i0 * j->sb), j->sb);
+  (j->dt == MG_F32 ? loop_f32 : loop_f64)(j->op, j->cmp, hi - lo, j->o + es * (size_t)lo, j->a + es * (size_t)(lo * j->sa),
+                                          j->sa, j->b + es * (size_t)(lo * j->sb), j->sb);
 }
 
 static __attribute__((noinline)) void flat_par(mg_rt *rt, int op, bool cmp, mg_dtype dt, int64_t n, void *out,
                                                const void *a, int64_t sa, const void *b, int64_t sb) {
-  fjob j = {op, cmp, dt, n, sa, sb, out, a, b};
-  mg_parallel_for(rt, (n + PAR_BLOCK - 1) / PAR_BLOCK, 1, flat_piece, &j);
+  fjob j = {op, cmp, dt, sa, sb, out, a, b};
+  mg_parallel_for(rt, n, MG_PAR_ELEMS, flat_piece, &j);
 }
 
 /* out[i] = a[i*sa] op b[i*sb] for i < n (sa, sb: 1, or 0 for a single element) */
 static inline void flat(mg_rt *rt, int op, bool cmp, mg_dtype dt, int64_t n, void *out, const void *a, int64_t sa,
                         const void *b, int64_t sb) {
-  if (n >= 2 * PAR_BLOCK && rt->nthreads > 1) flat_par(rt, op, cmp, dt, n, out, a, sa, b, sb);
+  if (n >= 2 * MG_PAR_ELEMS && rt->nthreads > 1) flat_par(rt, op, cmp, dt, n, out, a, sa, b, sb);
   else if (dt == MG_F32) loop_f32(op, cmp, n, out, a, sa, b, sb);
   else loop_f64(op, cmp, n, out, a, sa, b, sb);
 }

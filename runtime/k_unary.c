@@ -78,25 +78,23 @@ static void run_backward(mg_unop op, mg_dtype dt, int64_t n, void *pgx, const vo
   if (dt == MG_F32) BACKWARD(float); else BACKWARD(double);
 }
 
-/* Large tensors are split over the runtime's threads in blocks of PAR_BLOCK elements
-** (each element is computed alone, so the split does not change any value). */
-#define PAR_BLOCK 32768
-typedef struct { mg_unop op; mg_dtype dt; int64_t n; char *out; const char *in, *v; double a, b; } ujob;
+/* Large tensors are split over the runtime's threads (each element is computed
+** alone, so the split does not change any value). */
+typedef struct { mg_unop op; mg_dtype dt; char *out; const char *in, *v; double a, b; } ujob;
 
 static void unary_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
   const ujob *j = ctx;
-  size_t es = mg_dtype_size(j->dt);
-  int64_t i0 = lo * PAR_BLOCK, i1 = hi * PAR_BLOCK < j->n ? hi * PAR_BLOCK : j->n;
+  size_t es = mg_dtype_size(j->dt), o = es * (size_t)lo;
   (void)tid;
-  if (j->v) run_backward(j->op, j->dt, i1 - i0, j->out + es * (size_t)i0, j->in + es * (size_t)i0, j->v + es * (size_t)i0, j->a, j->b);
-  else run_forward(j->op, j->dt, i1 - i0, j->out + es * (size_t)i0, j->in + es * (size_t)i0, j->a, j->b);
+  if (j->v) run_backward(j->op, j->dt, hi - lo, j->out + o, j->in + o, j->v + o, j->a, j->b);
+  else run_forward(j->op, j->dt, hi - lo, j->out + o, j->in + o, j->a, j->b);
 }
 
 /* out = op(in), or with v the backward gx = g op'(v) (in is g) */
 static void unary_run(mg_rt *rt, mg_unop op, mg_dtype dt, int64_t n, void *out, const void *in, const void *v, double a,
                       double b) {
-  ujob j = {op, dt, n, out, in, v, a, b};
-  mg_parallel_for(rt, (n + PAR_BLOCK - 1) / PAR_BLOCK, 1, unary_piece, &j);
+  ujob j = {op, dt, out, in, v, a, b};
+  mg_parallel_for(rt, n, MG_PAR_ELEMS, unary_piece, &j);
 }
 
 static int unary_bw(mg_node *n, mg_tensor *g, mg_tensor **gin) {

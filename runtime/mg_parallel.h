@@ -12,6 +12,10 @@
 #define MG_PARALLEL_H
 #include "mg_core.h"
 
+/* elementwise kernels split their elements into pieces of at least this many, so a
+** tensor is split from twice this size */
+#define MG_PAR_ELEMS 32768
+
 /* fn(ctx, lo, hi, tid) over a piece [lo, hi) of [0, n); tid 0 is the caller */
 typedef void (*mg_par_fn)(void *ctx, int64_t lo, int64_t hi, int tid);
 
