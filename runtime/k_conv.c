@@ -649,9 +649,19 @@ static void pool_piece(void *ctx, int64_t lo, int64_t hi, int tid) {
   else avgpool_double(&q, (double *)x, (double *)y, j->kind == 3);
 }
 
-static void pool_run(mg_rt *rt, pjob *j) {
-  int64_t HW = j->q.H * j->q.W;
-  mg_parallel_for(rt, j->q.P, HW > 0 ? (POOL_MIN + HW - 1) / HW : 1, pool_piece, j);
+/* planes per piece: at least POOL_MIN input elements */
+static int64_t pool_min_planes(const pgeom *q) {
+  int64_t hw = q->H * q->W;
+  return hw > 0 ? (POOL_MIN + hw - 1) / hw : 1;
+}
+
+static void pool_run(mg_rt *rt, pjob *j) { mg_parallel_for(rt, j->q.P, pool_min_planes(&j->q), pool_piece, j); }
+
+/* a backward's planes: gx has the input's shape, g the output's */
+static void pool_bw_geom(pgeom *q, const mg_tensor *gx, const mg_tensor *g) {
+  int nd = gx->ndim;
+  q->H = gx->shape[nd - 2]; q->W = gx->shape[nd - 1]; q->OH = g->shape[nd - 2]; q->OW = g->shape[nd - 1];
+  q->P = gx->shape[0] * (nd == 4 ? gx->shape[1] : 1);
 }
 
 /* the argmax buffer (n->i[0] bytes) comes from the runtime's cache, as column buffers do */
@@ -662,10 +672,8 @@ static int max_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (!gx) { mg_release(g); return -1; }
-  int nd = gx->ndim;
   pjob j = {.dt = g->dtype, .x = mg_data(gx), .y = mg_data(g), .idx = idx, .kind = 1};
-  j.q.H = gx->shape[nd - 2]; j.q.W = gx->shape[nd - 1]; j.q.OH = g->shape[nd - 2]; j.q.OW = g->shape[nd - 1];
-  j.q.P = j.q.OH * j.q.OW > 0 ? g->numel / (j.q.OH * j.q.OW) : 0;
+  pool_bw_geom(&j.q, gx, g);
   pool_run(n->rt, &j);
   mg_release(g);
   gin[0] = gx;
@@ -683,7 +691,7 @@ mg_tensor *mg_max_pool2d(mg_tensor *x, const int k[2], const int stride[2], cons
   int64_t *idx = rec && y ? scratch(x->rt, nidx) : NULL;
   if (y && rec && !idx) { mg_release(y); y = NULL; }
   if (y) {
-    int nt = mg_par_threads(x->rt, q.P, q.H * q.W > 0 ? (POOL_MIN + q.H * q.W - 1) / (q.H * q.W) : 1);
+    int nt = mg_par_threads(x->rt, q.P, pool_min_planes(&q));
     pjob j = {q, x->dtype, mg_data(xc), mg_data(y), idx, malloc(sizeof(int32_t) * (size_t)(q.OW + 1) * (size_t)nt), 0};
     if (!j.code) { mg_seterr(x->rt, "max_pool2d: out of memory"); mg_release(y); y = NULL; if (idx) unscratch(x->rt, idx, nidx); idx = NULL; }
     else pool_run(x->rt, &j);
@@ -703,9 +711,7 @@ static int avg_pool2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   mg_tensor *g = mg_dense(gout, n->in[0].dtype);
   mg_tensor *gx = g ? mg_full(n->rt, g->dtype, n->in[0].ndim, n->in[0].shape, 0) : NULL;
   if (!gx) { mg_release(g); return -1; }
-  int nd = gx->ndim;
-  q.H = gx->shape[nd - 2]; q.W = gx->shape[nd - 1]; q.OH = g->shape[nd - 2]; q.OW = g->shape[nd - 1];
-  q.P = gx->shape[0] * (nd == 4 ? gx->shape[1] : 1);
+  pool_bw_geom(&q, gx, g);
   q.kh = (int)n->i[0]; q.kw = (int)n->i[1]; q.sh = (int)n->i[2]; q.sw = (int)n->i[3]; q.ph = (int)n->i[4]; q.pw = (int)n->i[5];
   pjob j = {q, g->dtype, mg_data(gx), mg_data(g), NULL, NULL, 3};
   pool_run(n->rt, &j);
