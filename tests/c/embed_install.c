@@ -28,12 +28,8 @@ static int sh(const char *fmt, ...) {
   va_end(ap);
   char full[4200];
   snprintf(full, sizeof full, "(%s) 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  int st = tap_capture(full, out, sizeof out);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int exists(const char *prefix, const char *rel) {

@@ -110,11 +110,8 @@ static void api(void) {
 static int runner(const char *build, const char *code, char *out, size_t outlen, int *sig) {
   char cmd[2048];
   snprintf(cmd, sizeof cmd, "exec %s/moongrad -e \"%s\" 2>&1 </dev/null", build, code);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, outlen - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
+  int st = tap_capture(cmd, out, outlen);
+  if (st == -1) return -1;
   *sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

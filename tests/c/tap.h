@@ -1,7 +1,8 @@
 /*
 ** tap.h — a minimal TAP producer for C tests.
 **   plan(n) or done_testing() at the end;
-**   ok(cond, fmt, ...), is_num(got, want, tol, name), is_str(got, want, name), diag(fmt, ...).
+**   ok(cond, fmt, ...), is_num(got, want, tol, name), is_str(got, want, name), diag(fmt, ...);
+**   tap_capture(cmd, out, outlen) runs a shell command for tests of programs.
 ** Exit status is the number of failures (capped at 254), as prove expects.
 */
 #ifndef TAP_H
@@ -54,6 +55,16 @@ static inline int like(const char *got, const char *part, const char *name) {
   ok(c, "%s", name);
   if (!c) diag("  '%s' does not contain '%s'", got ? got : "(null)", part);
   return c;
+}
+
+/* run cmd through the shell, its standard output into out (NUL-terminated);
+** returns the wait status (WIFEXITED, WEXITSTATUS, ...), or -1 */
+static inline int tap_capture(const char *cmd, char *out, size_t outlen) {
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t n = fread(out, 1, outlen - 1, p);
+  out[n] = 0;
+  return pclose(p);
 }
 
 static inline int done_testing(void) {
