@@ -289,7 +289,7 @@ static void conv_fw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
     int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
     for (int64_t g = 0; g < q->G; g++) {
       if (j->koff) { conv_fw_direct(j, n0, m, g); continue; }
-      char *tmp = j->tmp + (size_t)tid * j->ntmp;
+      char *tmp = j->tmp ? j->tmp + (size_t)tid * j->ntmp : NULL;  /* NULL when fast */
       if (K > 0) {
         char *cb = j->keep ? j->col + j->es * (size_t)(q->G * K * L * n0 + g * K * m * L) : j->col + (size_t)tid * j->ncol;
         im2col(j->dt, q, j->x, cb, n0, m, g);
@@ -308,7 +308,7 @@ static void conv_bw_chunks(void *ctx, int64_t c0, int64_t c1, int tid) {
   mg_dtype dt = j->dt;
   size_t es = j->es;
   int64_t K = j->K, L = j->L;
-  char *col = j->col + (size_t)tid * j->ncol, *tmp = j->tmp + (size_t)tid * j->ntmp;
+  char *col = j->col ? j->col + (size_t)tid * j->ncol : NULL, *tmp = j->tmp ? j->tmp + (size_t)tid * j->ntmp : NULL;
   for (int64_t c = c0; c < c1; c++) {
     int64_t n0 = c * j->nb, m = q->N - n0 < j->nb ? q->N - n0 : j->nb;
     for (int64_t gr = 0; gr < q->G; gr++) {
@@ -362,17 +362,21 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   ptrdiff_t *toff = koff && nx && w ? gx_taps(rt, &q, mg_f32(w), &wt) : NULL;
   j.toff = toff;
   j.wt = wt;
-  j.col = scratch(rt, j.ncol * (size_t)nt);
-  j.tmp = j.col ? scratch(rt, j.ntmp * (size_t)nt) : NULL;
-  j.pw = j.tmp && nw ? (direct ? (gw ? mg_data(gw) : NULL) : scratch(rt, npw)) : NULL;
-  j.pb = j.tmp && nbias ? scratch(rt, npb) : NULL;
+  j.kept = n->ctx && (mg_dtype)n->i[8] == dt ? n->ctx : NULL;
+  /* per-thread scratch: columns unless the fast kernels read the images for both
+  ** gradients; tmp (gout in column order) only on the BLAS path */
+  bool need_col = !j.fast || (nw && !koff && !j.kept) || (nx && !toff);
+  size_t ncol = need_col ? j.ncol * (size_t)nt : 0, ntmp = j.fast ? 0 : j.ntmp * (size_t)nt;
+  j.col = ncol ? scratch(rt, ncol) : NULL;
+  j.tmp = ntmp ? scratch(rt, ntmp) : NULL;
+  bool have = (!ncol || j.col) && (!ntmp || j.tmp);
+  j.pw = have && nw ? (direct ? (gw ? mg_data(gw) : NULL) : scratch(rt, npw)) : NULL;
+  j.pb = have && nbias ? scratch(rt, npb) : NULL;
   if (j.pb) memset(j.pb, 0, npb);
   int r = -1;
-  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !j.col || !j.tmp || (nw && !j.pw) ||
-      (nbias && !j.pb))
+  if (!x || !w || !g || (nx && !gx) || (nw && !gw) || (nbias && !gb) || !have || (nw && !j.pw) || (nbias && !j.pb))
     goto done;
   j.x = mg_data(x); j.w = mg_data(w); j.g = mg_data(g); j.gx = gx ? mg_data(gx) : NULL;
-  j.kept = n->ctx && (mg_dtype)n->i[8] == dt ? n->ctx : NULL;
   mg_parallel_for(rt, nch, nt > 1 ? 1 : nch + 1, conv_bw_chunks, &j);
   for (int64_t c = 0; c < nch && !direct; c++) {  /* partials added in chunk order */
     if (nw && dt == MG_F32) { float *d = mg_f32(gw), *s = (float *)j.pw + c * q.O * K; for (int64_t i = 0; i < q.O * K; i++) d[i] += s[i]; }
@@ -388,8 +392,8 @@ static int conv2d_bw(mg_node *n, mg_tensor *gout, mg_tensor **gin) {
   if (nw) { r |= mg_grad_out(n, 1, gw, gin); gw = NULL; }
   if (nbias) { r |= mg_grad_out(n, 2, gb, gin); gb = NULL; }
 done:
-  if (j.col) unscratch(rt, j.col, j.ncol * (size_t)nt);
-  if (j.tmp) unscratch(rt, j.tmp, j.ntmp * (size_t)nt);
+  if (j.col) unscratch(rt, j.col, ncol);
+  if (j.tmp) unscratch(rt, j.tmp, ntmp);
   if (j.pw && !direct) unscratch(rt, j.pw, npw);
   if (j.pb) unscratch(rt, j.pb, npb);
   if (koff) unscratch(rt, koff, sizeof *koff * (size_t)K);
@@ -460,16 +464,17 @@ mg_tensor *mg_conv2d(mg_tensor *x, mg_tensor *w, mg_tensor *b, const mg_conv_opt
             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, false, false, NULL, NULL, NULL};
   /* the weight gradient needs the columns again: keep them for the backward when they
   ** are small enough, instead of redoing im2col there */
-  size_t nall = es * (size_t)(q.G * K * q.N * L), ncol = j.ncol * (size_t)nt, ntmp = j.ntmp * (size_t)nt;
+  size_t nall = es * (size_t)(q.G * K * q.N * L), ncol = j.ncol * (size_t)nt;
   j.fast = use_sgemm(&q, dt);
   ptrdiff_t *koff = y && y->numel && j.fast && direct_ok(&q) ? tap_offsets(rt, &q) : NULL;
   j.koff = koff;
   j.keep = !koff && K > 0 && nall <= KEEP_COL_MAX && mg_any_requires_grad(rt, 1, &w);
   if (j.keep) ncol = nall;
+  size_t ntmp = j.fast ? 0 : j.ntmp * (size_t)nt;  /* the fast kernels write y directly */
   if (y && y->numel && !koff) {
     j.col = scratch(rt, ncol);
-    j.tmp = j.col ? scratch(rt, ntmp) : NULL;
-    if (!j.col || !j.tmp) { mg_release(y); y = NULL; }
+    j.tmp = j.col && ntmp ? scratch(rt, ntmp) : NULL;
+    if (!j.col || (ntmp && !j.tmp)) { mg_release(y); y = NULL; }
     else if (K == 0) memset(j.tmp, 0, ntmp);
   }
   if (y && y->numel) {
